@@ -1,0 +1,138 @@
+"""The evasion family base: pick inputs, perturb them in batches, clip to the budget, measure.
+
+A concrete attack writes :meth:`EvasionAttack.perturb`; the base clips its output to the norm ball and
+the input bounds (so no attack can overspend its budget), computes success, robust accuracy, perturbation
+norms, forward and backward passes per input and wall time.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..base import Attack, AuditData, CountedModel, ThreatModel, check_float, check_int, model_device
+from ..metrics import evasion_metrics, mean_median, predict
+
+NORMS = ("linf", "l2", "l0")
+
+
+class EvasionAttack(Attack):
+    """Base of the evasion attacks: settings ``eps`` (budget in ``norm``; ``None`` = unbounded),
+    ``targeted`` (random target class other than the true one, seeded) and ``batch_size`` (inputs
+    perturbed at once)."""
+
+    family = "evasion"
+    norm: str | None = "linf"
+
+    def __init__(self, *, eps: float | None = None, targeted: bool = False, batch_size: int = 1024,
+                 seed: int = 0, max_samples: int | None = 1000) -> None:
+        super().__init__(seed=seed, max_samples=max_samples)
+        if eps is not None:
+            if self.norm == "linf":
+                eps = check_float("eps", eps, 0.0, 1.0, lo_open=True)
+            else:
+                eps = check_float("eps", eps, 0.0, None, lo_open=True)
+        self.eps = eps
+        if not isinstance(targeted, bool):
+            raise_bool("targeted", targeted)
+        self.targeted = targeted
+        self.batch_size = check_int("batch_size", batch_size, 1)
+
+    # -- what a subclass writes
+    @abc.abstractmethod
+    def perturb(self, model: CountedModel, x: torch.Tensor, y: torch.Tensor,
+                target: torch.Tensor | None) -> torch.Tensor:
+        """Adversarial versions of ``x`` (true labels ``y``; ``target`` labels when targeted)."""
+
+    def budget(self) -> dict[str, Any]:
+        """The budget this attack spends, for the threat model (subclasses add steps, queries...)."""
+        return {"norm": self.norm, "eps": self.eps}
+
+    # -- the family invariants
+    def threat_model(self) -> ThreatModel:
+        return ThreatModel(self.knowledge, "targeted" if self.targeted else "untargeted", self.budget())
+
+    def _run(self, model: nn.Module, data: AuditData) -> tuple[dict[str, Any], dict[str, Any]]:
+        ds = self._subset(data.test)
+        dev = model_device(model)
+        x, y = ds.x.to(dev), ds.y.to(dev)
+        k = data.num_classes
+        target = None
+        if self.targeted:
+            shift = torch.randint(1, k, y.shape, device=dev)
+            target = (y + shift) % k
+        counted = CountedModel(model)
+        self._query_log: list[torch.Tensor] = []  # score- and decision-based attacks log per-input queries
+        clean_pred = predict(model, x)
+        start = time.perf_counter()
+        parts = []
+        for i in range(0, len(x), self.batch_size):
+            sl = slice(i, i + self.batch_size)
+            parts.append(self.perturb(counted, x[sl], y[sl], None if target is None else target[sl]).detach())
+        x_adv = self.project(x, torch.cat(parts))
+        wall = time.perf_counter() - start
+        adv_pred = predict(model, x_adv)
+        metrics: dict[str, Any] = evasion_metrics(x.cpu(), x_adv.cpu(), y.cpu(), clean_pred.cpu(),
+                                                  adv_pred.cpu(), None if target is None else target.cpu())
+        n = max(len(x), 1)
+        metrics.update(forwards=counted.forward_samples / n, backwards=counted.backward_samples / n,
+                       queries=counted.forward_samples, forward_calls=counted.forward_calls,
+                       backward_calls=counted.backward_calls, wall_time_s=wall, targeted=self.targeted)
+        if self._query_log:
+            q = torch.cat(self._query_log).float().cpu()
+            metrics["queries_mean"], metrics["queries_median"] = mean_median(q)
+        self._query_log = []
+        artifacts = {"x": x, "x_adv": x_adv, "y": y, "target": target, "clean_pred": clean_pred,
+                     "adv_pred": adv_pred}
+        return metrics, artifacts
+
+    def project(self, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+        """Clip ``x_adv`` to the ``eps`` ball around ``x`` in this attack's norm, then to the bounds."""
+        lo, hi = self.bounds
+        delta = x_adv - x
+        if self.eps is not None and self.norm == "linf":
+            delta = delta.clamp(-self.eps, self.eps)
+        elif self.eps is not None and self.norm == "l2":
+            norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+            factor = (self.eps / norms).clamp(max=1.0)
+            delta = delta * factor.view(-1, *([1] * (x.dim() - 1)))
+        return (x + delta).clamp(lo, hi)
+
+    # -- helpers for subclasses
+    @staticmethod
+    def loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        """The loss a gradient attack ascends: cross-entropy to the true label, or minus cross-entropy to
+        the target (mean over the batch, as torchattacks does, so signs match it bit for bit)."""
+        if target is None:
+            return F.cross_entropy(logits, y)
+        return -F.cross_entropy(logits, target)
+
+    @staticmethod
+    def margin(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        """Per-sample margin that is negative exactly when the attack succeeded."""
+        lab = y if target is None else target
+        own = logits.gather(1, lab[:, None]).squeeze(1)
+        other = logits.scatter(1, lab[:, None], -math.inf).amax(1)
+        return own - other if target is None else other - own
+
+    @staticmethod
+    def succeeded(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        pred = logits.argmax(1)
+        return pred != y if target is None else pred == target
+
+
+def raise_bool(name: str, value: Any) -> None:
+    from ...errors import ConfigError
+
+    raise ConfigError(f"Expected argument `{name}` to be a bool, but got {value!r}")
+
+
+def bview(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Reshape a per-sample vector to broadcast against a batch like ``like``."""
+    return v.view(-1, *([1] * (like.dim() - 1)))

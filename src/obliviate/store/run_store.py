@@ -1,0 +1,169 @@
+"""The run store: a folder holding a JSON manifest and content-addressed safetensors payloads.
+
+Layout::
+
+    RUN/manifest.json             the truth: written last, atomically (temp file, fsync, rename)
+    RUN/payloads/<kind>-<sha>.safetensors
+    RUN/.lock                     advisory lock: one writer at a time
+
+A payload is referenced from the manifest by a small dict ``{"file", "sha256", "bytes"}`` (a *ref*),
+wherever it sits in the manifest; the store knows nothing else of the manifest's shape. Payloads are
+written before the manifest that names them, so a crash leaves either the old manifest (and some
+unreferenced files, removed by :meth:`RunStore.collect_garbage`) or the new one. Nothing here
+knows about training.
+
+>>> import tempfile, torch
+>>> store = RunStore.create(tempfile.mkdtemp() + "/run", {"hello": "world"})
+>>> ref = store.put("init", {"w": torch.zeros(3)})
+>>> store.commit({**store.manifest, "init": ref})
+>>> store.get(RunStore.open(store.root).manifest["init"])["w"].tolist()
+[0.0, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from ..errors import IntegrityError, StoreError, StoreFormatError
+from .files import atomic_write_bytes, file_lock, remove_files, sha256_bytes
+from .payloads import tensors_from_bytes, tensors_to_bytes
+
+FORMAT = "obliviate-run"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+PAYLOADS = "payloads"
+
+
+def is_ref(obj: Any) -> bool:
+    return isinstance(obj, dict) and "file" in obj and "sha256" in obj and "bytes" in obj
+
+
+def iter_refs(obj: Any) -> Iterator[dict[str, Any]]:
+    """Every payload ref anywhere inside a manifest (nested dicts and lists)."""
+    if is_ref(obj):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from iter_refs(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from iter_refs(v)
+
+
+class RunStore:
+    """A run store folder. Create with :meth:`create`, reopen with :meth:`open`."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any], *, durable: bool = True) -> None:
+        self.root = Path(root)
+        self.manifest = manifest
+        self.durable = durable
+
+    # -- opening ---------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | Path, manifest: dict[str, Any], *, durable: bool = True) -> "RunStore":
+        """Make a new store at ``root`` (which must not hold a store already) with ``manifest``."""
+        root = Path(root)
+        if (root / MANIFEST).exists():
+            raise StoreError(f"{root} already holds a run; choose another --out, or pass --resume to finish it")
+        if root.exists() and any(p for p in root.iterdir() if p.name != ".lock"):
+            raise StoreError(f"{root} exists and is not empty; choose an empty or new folder")
+        (root / PAYLOADS).mkdir(parents=True, exist_ok=True)
+        store = cls(root, {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}, durable=durable)
+        store.commit(store.manifest)
+        return store
+
+    @classmethod
+    def open(cls, root: str | Path, *, durable: bool = True) -> "RunStore":
+        """Open an existing store; refuses folders without a manifest and unknown format versions."""
+        root = Path(root)
+        path = root / MANIFEST
+        if not path.is_file():
+            raise StoreError(f"{root} is not an obliviate run (no {MANIFEST}); create one with `obliviate train`")
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise IntegrityError(f"{path} is not valid JSON ({exc}); the store is damaged") from exc
+        if manifest.get("format") != FORMAT:
+            raise StoreFormatError(f"{path} is not an obliviate run manifest (format {manifest.get('format')!r})")
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise StoreFormatError(
+                f"{root} uses run format version {version}, this obliviate reads version {FORMAT_VERSION}; "
+                f"open it with the obliviate release that wrote it")
+        return cls(root, manifest, durable=durable)
+
+    # -- locking ---------------------------------------------------------------------------------
+    def lock(self, *, exclusive: bool = True, timeout: float = 0.0) -> contextlib.AbstractContextManager[None]:
+        """Hold the store's lock: exclusive for writers, shared for readers."""
+        return file_lock(self.root / ".lock", exclusive=exclusive, timeout=timeout)
+
+    def reload(self) -> None:
+        """Re-read the manifest from disk (after taking the lock)."""
+        self.manifest = RunStore.open(self.root, durable=self.durable).manifest
+
+    # -- payloads --------------------------------------------------------------------------------
+    def put(self, kind: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        """Write a payload (content-addressed, atomically) and return its ref. Does not touch the manifest."""
+        blob = tensors_to_bytes(tensors, metadata)
+        return self.put_bytes(kind, blob)
+
+    def put_bytes(self, kind: str, blob: bytes) -> dict[str, Any]:
+        digest = sha256_bytes(blob)
+        name = f"{kind}-{digest[:20]}.safetensors"
+        path = self.root / PAYLOADS / name
+        if not (path.exists() and path.stat().st_size == len(blob)):
+            atomic_write_bytes(path, blob, durable=self.durable)
+        return {"file": f"{PAYLOADS}/{name}", "sha256": digest, "bytes": len(blob)}
+
+    def get_with_metadata(self, ref: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """Read a payload, checking its size and content hash first."""
+        path = self.root / ref["file"]
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            raise IntegrityError(f"payload {path} is missing; the store is damaged "
+                                 f"(run `obliviate inspect {self.root}` to see what is affected)") from None
+        if len(blob) != ref["bytes"] or sha256_bytes(blob) != ref["sha256"]:
+            raise IntegrityError(f"payload {path} does not match its content hash in the manifest; "
+                                 f"it was altered or corrupted and will not be used")
+        return tensors_from_bytes(blob)
+
+    def get(self, ref: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return self.get_with_metadata(ref)[0]
+
+    def check_ref(self, ref: dict[str, Any]) -> str | None:
+        """None when the payload is intact, else a sentence saying what is wrong."""
+        try:
+            self.get_with_metadata(ref)
+        except IntegrityError as exc:
+            return str(exc)
+        return None
+
+    # -- manifest --------------------------------------------------------------------------------
+    def commit(self, manifest: dict[str, Any]) -> None:
+        """Atomically replace the manifest. Every payload it names must already be written."""
+        data = json.dumps(manifest, indent=1, sort_keys=False).encode()
+        atomic_write_bytes(self.root / MANIFEST, data, durable=self.durable)
+        self.manifest = manifest
+
+    def referenced_files(self) -> set[str]:
+        return {ref["file"] for ref in iter_refs(self.manifest)}
+
+    def collect_garbage(self) -> list[str]:
+        """Delete every payload the manifest does not name (left by a crash, or purged by a forget).
+
+        Call it holding the exclusive lock. Returns the removed file names.
+        """
+        keep = self.referenced_files()
+        folder = self.root / PAYLOADS
+        doomed = [p for p in folder.iterdir() if f"{PAYLOADS}/{p.name}" not in keep]
+        remove_files(doomed)
+        return sorted(p.name for p in doomed)
+
+    def storage_bytes(self) -> int:
+        return sum(ref["bytes"] for ref in {r["file"]: r for r in iter_refs(self.manifest)}.values())

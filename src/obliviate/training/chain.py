@@ -1,0 +1,72 @@
+"""The recorded chain of a run: how block states are stored and reconstructed.
+
+For every block ``k`` the manifest holds the model *update* ``Delta_k`` and the optimizer state
+``s_k``; every ``snapshot_every`` blocks, and always at the last block, a full model snapshot too.
+The chain defines the model after block ``k`` as the nearest snapshot at or before ``k`` plus the
+following updates, summed in order. Training itself continues from that reconstruction (not from
+its own slightly different float sum), so the chain is the exact truth: replaying block ``k`` from
+``state_after(k - 1)`` reproduces ``Delta_k`` bit for bit.
+
+Storing updates is what makes DeepObliviate's stitch cheap: replacing blocks ``d..t`` keeps the
+stored updates of the blocks after ``t`` as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..store import RunStore, flatten_optimizer_state, unflatten_optimizer_state
+
+State = dict[str, torch.Tensor]
+
+
+def clone_state(model: torch.nn.Module) -> State:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def subtract(a: State, b: State) -> State:
+    return {k: a[k] - b[k] for k in a}
+
+
+def add(a: State, b: State) -> State:
+    return {k: a[k] + b[k] for k in a}
+
+
+def state_after(store: RunStore, k: int, manifest: dict[str, Any] | None = None) -> State:
+    """The model state after block ``k`` (``k = 0``: the initial model), from the stored chain."""
+    m = store.manifest if manifest is None else manifest
+    blocks = m["blocks"]
+    if not 0 <= k <= len(blocks):
+        raise IndexError(f"block {k} is outside 0..{len(blocks)}")
+    start = 0
+    for j in range(k, 0, -1):
+        if blocks[j - 1].get("snapshot"):
+            start = j
+            break
+    state = store.get(blocks[start - 1]["snapshot"]) if start else store.get(m["init"]["model"])
+    for j in range(start + 1, k + 1):
+        update = store.get(blocks[j - 1]["update"])
+        state = add(state, update)
+    return state
+
+
+def optimizer_state_after(store: RunStore, k: int, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``optimizer.state_dict()`` after block ``k`` (``k = 0``: the fresh optimizer)."""
+    m = store.manifest if manifest is None else manifest
+    ref = m["init"]["optimizer"] if k == 0 else m["blocks"][k - 1]["optimizer"]
+    tensors, meta = store.get_with_metadata(ref)
+    return unflatten_optimizer_state(tensors, meta)
+
+
+def optimizer_payload(optimizer: torch.optim.Optimizer) -> tuple[State, dict[str, str]]:
+    return flatten_optimizer_state(optimizer.state_dict())
+
+
+def load_state(model: torch.nn.Module, state: State) -> None:
+    """Copy ``state`` into ``model`` in place (the optimizer keeps pointing at the same tensors)."""
+    with torch.no_grad():
+        own = model.state_dict()
+        for k, v in state.items():
+            own[k].copy_(v)

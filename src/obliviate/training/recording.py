@@ -1,0 +1,183 @@
+"""Recorded block training: train block by block and store every block so it can be replayed.
+
+>>> import tempfile
+>>> cfg = RunConfig.from_dict({"training": {"blocks": 3, "epochs_per_block": 1}})
+>>> run = train_run(cfg, tempfile.mkdtemp() + "/run")
+>>> [b["index"] for b in run.manifest["blocks"]]
+[1, 2, 3]
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._logging import progress
+from ..data import DatasetSplits
+from ..errors import ConfigError, StoreError
+from ..store import RunStore, file_lock
+from .block import evaluate, make_optimizer, train_block
+from .chain import (add, clone_state, load_state, optimizer_payload, optimizer_state_after, state_after,
+                    subtract)
+from .config import RunConfig
+from .partition import partition_ids, read_id_file
+from .run import ModelFactory, Run, RunData, apply_canary, choose_canary_ids, prepare_data
+from .writer import BackgroundWriter
+
+log = logging.getLogger(__name__)
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("obliviate", "torch", "numpy", "safetensors"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def _partition_payload(blocks: list[np.ndarray], validation_ids: np.ndarray) -> dict[str, torch.Tensor]:
+    offsets = np.cumsum([0] + [len(b) for b in blocks])
+    return {"ids": torch.from_numpy(np.concatenate(blocks).astype(np.int64)),
+            "offsets": torch.from_numpy(offsets.astype(np.int64)),
+            "validation": torch.from_numpy(np.asarray(validation_ids, dtype=np.int64))}
+
+
+def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
+               custom_model: bool) -> tuple[RunStore, dict[str, Any]]:
+    t = config.training
+    order = read_id_file(t.order_file) if t.partition == "order" else None
+    blocks = partition_ids(data.train.ids.numpy(), data.train.y.numpy(), t.blocks, strategy=t.partition,
+                           seed=t.seed, order=order)
+    canary: dict[str, Any] = {}
+    if config.canary.block:
+        canary = {"ids": choose_canary_ids(config, data.train, blocks[config.canary.block - 1]),
+                  "block": config.canary.block, "target": config.canary.target}
+    cfg = config.to_dict()
+    if custom_model:
+        cfg["model"]["name"] = "custom"
+    manifest = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "library_versions": library_versions(),
+        "config": cfg,
+        "data": {"name": config.data.name, "fingerprint": data.fingerprint, "user_supplied": user_supplied,
+                 "n_train": len(data.train), "n_validation": len(data.validation), "n_test": len(data.test)},
+        "canary": canary,
+        "status": "training",
+        "blocks": [],
+        "requests": [],
+    }
+    store = RunStore.create(out, manifest)
+    return store, {"blocks": blocks, "validation": data.validation.ids.numpy()}
+
+
+def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, splits: DatasetSplits | None = None,
+              model_factory: ModelFactory | None = None, wait: float = 0.0) -> Run:
+    """Train ``config`` block by block, recording every block in a run store at ``out``.
+
+    With ``resume=True`` an interrupted run at ``out`` is finished from its last stored block, giving
+    the same result as an uninterrupted run. ``splits`` and ``model_factory`` bring your own data and
+    model instead of the configured ones.
+    """
+    out = Path(out)
+    data = prepare_data(config, splits)
+    if resume:
+        store = RunStore.open(out)
+        stored = RunConfig.from_dict(store.manifest["config"] | ({"model": config.to_dict()["model"]}
+                                                                  if model_factory else {}))
+        if stored != config:
+            raise ConfigError(f"--resume needs the config the run was started with; {out} was started with a "
+                              f"different one (compare with `obliviate inspect {out} --json`)")
+        if store.manifest["data"]["fingerprint"] != data.fingerprint:
+            raise StoreError(f"the data differs from the data {out} was started on; cannot resume")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        with file_lock(out / ".lock", exclusive=True, timeout=wait):
+            store, fresh = _new_store(out, config, data, splits is not None, model_factory is not None)
+    run = Run(store, config, apply_canary(store.manifest, config, data), model_factory)
+    with store.lock(exclusive=True, timeout=wait):
+        store.reload()
+        if resume:
+            store.collect_garbage()  # files of the block that was being written when it stopped
+            if store.manifest["status"] == "complete":
+                log.info("%s is already complete; nothing to resume", out)
+                return run
+        else:
+            _write_start(run, fresh)
+        _train_blocks(run)
+    return run
+
+
+def _write_start(run: Run, fresh: dict[str, Any]) -> None:
+    store = run.store
+    model = run.build_model()
+    optimizer = make_optimizer(model, run.config.training)
+    opt_tensors, opt_meta = optimizer_payload(optimizer)
+    manifest = dict(store.manifest)
+    manifest["init"] = {"model": store.put("init-model", clone_state(model)),
+                        "optimizer": store.put("init-optimizer", opt_tensors, opt_meta)}
+    manifest["partition"] = store.put("partition", _partition_payload(fresh["blocks"], fresh["validation"]))
+    store.commit(manifest)
+
+
+def _train_blocks(run: Run) -> None:
+    store, cfg = run.store, run.config
+    B = cfg.training.blocks
+    start = len(store.manifest["blocks"])
+    model = run.build_model()
+    previous = state_after(store, start)
+    load_state(model, previous)
+    optimizer = make_optimizer(model, cfg.training)
+    optimizer.load_state_dict(optimizer_state_after(store, start))
+    x_all, y_all = run.train.x, run.train.y
+    writer = BackgroundWriter(maxsize=2)
+    t_start = time.perf_counter()
+    try:
+        for k in progress(range(start + 1, B + 1), desc="training blocks", total=B - start):
+            pos = run.train.positions(torch.from_numpy(run.block_ids(k)))
+            t0 = time.perf_counter()
+            loss = train_block(model, optimizer, x_all[pos], y_all[pos], block=k, num_blocks=B, cfg=cfg.training)
+            wall = time.perf_counter() - t0
+            current = clone_state(model)
+            update = subtract(current, previous)
+            previous = add(previous, update)  # the chain's reconstruction: training continues from it
+            load_state(model, previous)
+            opt_tensors, opt_meta = optimizer_payload(optimizer)
+            snapshot = previous if (k % cfg.store.snapshot_every == 0 or k == B) else None
+            record = {"index": k, "size": int(len(pos)), "loss": loss, "wall_time_s": wall, "origin": "trained"}
+            writer.submit(_block_job(store, record, update, opt_tensors, opt_meta, snapshot))
+    finally:
+        writer.close()
+    total = time.perf_counter() - t_start
+    manifest = dict(store.manifest)
+    val_acc, val_loss = run.evaluate(model, "validation")
+    test_acc, test_loss = run.evaluate(model, "test")
+    manifest["metrics"] = {"validation_accuracy": val_acc, "validation_loss": val_loss,
+                           "test_accuracy": test_acc, "test_loss": test_loss}
+    manifest["timing"] = {"train_wall_s": manifest.get("timing", {}).get("train_wall_s", 0.0) + total,
+                          "block_train_s": sum(b["wall_time_s"] for b in manifest["blocks"])}
+    manifest["status"] = "complete"
+    store.commit(manifest)
+
+
+def _block_job(store: RunStore, record: dict[str, Any], update: dict[str, torch.Tensor],
+               opt_tensors: dict[str, torch.Tensor], opt_meta: dict[str, str],
+               snapshot: dict[str, torch.Tensor] | None):  # type: ignore[no-untyped-def]
+    def job() -> None:
+        k = record["index"]
+        refs = {"update": store.put(f"b{k:04d}-update", update),
+                "optimizer": store.put(f"b{k:04d}-optimizer", opt_tensors, opt_meta),
+                "snapshot": store.put(f"b{k:04d}-snapshot", snapshot) if snapshot is not None else None}
+        manifest = dict(store.manifest)
+        manifest["blocks"] = [*manifest["blocks"], {**record, **refs}]
+        store.commit(manifest)
+
+    return job

@@ -1,0 +1,201 @@
+"""A recorded run, opened: its store, its configuration and its data, ready to train or unlearn.
+
+>>> import tempfile
+>>> from obliviate.training import RunConfig, train_run
+>>> cfg = RunConfig.from_dict({"training": {"blocks": 2, "epochs_per_block": 1}})
+>>> run = train_run(cfg, tempfile.mkdtemp() + "/run")
+>>> run.num_blocks, run.status, len(run.block_ids(1)) + len(run.block_ids(2)) == len(run.train)
+(2, 'complete', True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import DatasetSplits, IndexedDataset, load_dataset, seeded_split
+from ..data.triggers import PatchTrigger, plant_backdoor
+from ..errors import StoreError
+from ..models import build_model
+from ..store import RunStore
+from .block import evaluate
+from .chain import load_state, state_after
+from .config import RunConfig
+
+ModelFactory = Callable[[], nn.Module]
+
+
+@dataclass(frozen=True)
+class RunData:
+    """The data a run trains on: the trainable pool (blocks), the held-out validation set, the test set."""
+
+    train: IndexedDataset
+    validation: IndexedDataset
+    test: IndexedDataset
+    fingerprint: str
+
+
+def prepare_data(config: RunConfig, splits: DatasetSplits | None = None) -> RunData:
+    """Load the configured dataset (unless ``splits`` is given) and carve the validation set."""
+    if splits is None:
+        splits = load_dataset(config.data.name, **config.data.options)
+    train = splits.train
+    frac = config.data.validation_fraction
+    if frac > 0:
+        tr, va = seeded_split(len(train), frac, config.training.seed + 7919)
+        validation, train = train.take(torch.from_numpy(va)), train.take(torch.from_numpy(tr))
+    else:
+        validation = train.take(torch.zeros(0, dtype=torch.int64))
+    fp = _fingerprint(splits)
+    return RunData(train, validation, splits.test, fp)
+
+
+def _fingerprint(splits: DatasetSplits) -> str:
+    import hashlib
+
+    return hashlib.sha256((splits.train.fingerprint() + splits.test.fingerprint()).encode()).hexdigest()
+
+
+def canary_trigger(config: RunConfig) -> PatchTrigger:
+    return PatchTrigger(size=config.canary.trigger_size, value=config.canary.trigger_value)
+
+
+def choose_canary_ids(config: RunConfig, train: IndexedDataset, block_ids: np.ndarray) -> list[int]:
+    """The canary user's samples: ``count`` samples of the chosen block whose label is not the target."""
+    c = config.canary
+    labels = train.y[train.positions(torch.from_numpy(block_ids))].numpy()
+    eligible = block_ids[labels != c.target]
+    rng = np.random.default_rng([config.training.seed, 0xCA7A])
+    if len(eligible) < c.count:
+        raise StoreError(f"block {c.block} has only {len(eligible)} samples eligible for a canary of "
+                         f"{c.count}; lower canary.count or use fewer blocks")
+    return sorted(rng.choice(eligible, size=c.count, replace=False).tolist())
+
+
+class Run:
+    """An opened run store with its data. Use :func:`open_run` or :func:`~obliviate.training.train_run`."""
+
+    def __init__(self, store: RunStore, config: RunConfig, data: RunData,
+                 model_factory: ModelFactory | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.data = data
+        self._model_factory = model_factory
+        self._partition_cache: tuple[str, list[np.ndarray], np.ndarray] | None = None
+
+    # -- basic facts -----------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self.store.root
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.store.manifest
+
+    @property
+    def num_blocks(self) -> int:
+        return self.config.training.blocks
+
+    @property
+    def status(self) -> str:
+        return str(self.manifest.get("status"))
+
+    @property
+    def train(self) -> IndexedDataset:
+        return self.data.train
+
+    @property
+    def validation(self) -> IndexedDataset:
+        return self.data.validation
+
+    @property
+    def test(self) -> IndexedDataset:
+        return self.data.test
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self.manifest.get("requests", []))
+
+    def deleted_ids(self) -> set[int]:
+        return {i for r in self.requests for i in r["ids_deleted"]}
+
+    def canary_ids(self) -> list[int]:
+        return list(self.manifest.get("canary", {}).get("ids", []))
+
+    # -- membership ------------------------------------------------------------------------------
+    def _partition(self) -> tuple[list[np.ndarray], np.ndarray]:
+        ref = self.manifest["partition"]
+        if self._partition_cache is None or self._partition_cache[0] != ref["sha256"]:
+            t = self.store.get(ref)
+            ids, offsets = t["ids"].numpy(), t["offsets"].numpy()
+            blocks = [ids[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+            self._partition_cache = (ref["sha256"], blocks, t["validation"].numpy())
+        return self._partition_cache[1], self._partition_cache[2]
+
+    def block_ids(self, k: int) -> np.ndarray:
+        """Current members of block ``k`` (1-based), sorted: deleted samples are gone."""
+        return self._partition()[0][k - 1]
+
+    def all_block_ids(self) -> list[np.ndarray]:
+        return list(self._partition()[0])
+
+    def block_of(self) -> dict[int, int]:
+        """Map from every current training id to its block (1-based)."""
+        return {int(i): k + 1 for k, ids in enumerate(self._partition()[0]) for i in ids}
+
+    # -- models ----------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        """A fresh model of the run's architecture (weights are the seeded initial ones)."""
+        if self._model_factory is not None:
+            return self._model_factory()
+        if self.config.model.name == "custom":
+            raise StoreError(f"{self.path} was trained on a custom model; pass model_factory= to open_run")
+        return build_model(self.config.model.name, self.train.input_shape, self.train.num_classes,
+                           seed=self.config.training.seed, **self.config.model.options)
+
+    def model_after(self, k: int) -> nn.Module:
+        """The model after block ``k`` of the stored chain (``k = num_blocks``: the current model)."""
+        model = self.build_model()
+        load_state(model, state_after(self.store, k))
+        model.eval()
+        return model
+
+    def final_model(self) -> nn.Module:
+        """The current model: the original, or the unlearned one after forget requests."""
+        return self.model_after(len(self.manifest["blocks"]))
+
+    def evaluate(self, model: nn.Module, which: str = "test") -> tuple[float, float]:
+        """(accuracy, loss) of ``model`` on the ``test`` or ``validation`` set."""
+        ds = self.test if which == "test" else self.validation
+        return evaluate(model, ds.x, ds.y)
+
+
+def open_run(path: str | Path, *, splits: DatasetSplits | None = None,
+             model_factory: ModelFactory | None = None) -> Run:
+    """Open a recorded run and its data; refuses data that differs from what the run was trained on.
+
+    Pass ``splits`` (and ``model_factory``) when the run was trained on data or a model given in Python.
+    """
+    store = RunStore.open(path)
+    config = RunConfig.from_dict(store.manifest["config"])
+    if store.manifest["data"].get("user_supplied") and splits is None:
+        raise StoreError(f"{path} was trained on data given in Python; pass splits= to open_run")
+    data = prepare_data(config, splits)
+    if data.fingerprint != store.manifest["data"]["fingerprint"]:
+        raise StoreError(f"the data loaded for {path} ({config.data.name}) differs from the data the run was "
+                         f"trained on (fingerprint mismatch); point data.options at the original files")
+    data = apply_canary(store.manifest, config, data)
+    return Run(store, config, data, model_factory)
+
+
+def apply_canary(manifest: dict[str, Any], config: RunConfig, data: RunData) -> RunData:
+    ids = manifest.get("canary", {}).get("ids", [])
+    if not ids:
+        return data
+    train = plant_backdoor(data.train, ids, canary_trigger(config), config.canary.target)
+    return RunData(train, data.validation, data.test, data.fingerprint)

@@ -1,0 +1,21 @@
+"""Shared test fixtures. Tests are offline and build the small files they need."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from obliviate.data.paths import DATA_DIR_ENV, dataset_dir
+
+torch.set_num_threads(1)  # determinism across the suite and fewer cores fighting on CI
+
+
+@pytest.fixture(scope="session")
+def mnist_t10k_dir():
+    """The official MNIST test files; skipped (naming the variable) when absent."""
+    path = dataset_dir("mnist-t10k")
+    if not (path / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST test files not found at {path}; set {DATA_DIR_ENV} to the folder holding mnist-t10k/")
+    return path
