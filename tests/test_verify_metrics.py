@@ -32,7 +32,9 @@ FPR_TARGETS = (0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.999, 1.0)
 
 
 def sk_tpr_at_fpr(scores, labels, target):
-    fpr, tpr, _ = sk_roc_curve(labels, scores)  # default drop_intermediate=True: the max is unchanged
+    # all points: sklearn's default drop_intermediate=True also drops collinear points, which can remove
+    # the last point under the target FPR
+    fpr, tpr, _ = sk_roc_curve(labels, scores, drop_intermediate=False)
     return float(tpr[fpr <= target].max())
 
 
@@ -46,7 +48,7 @@ scores_and_labels = st.integers(min_value=2, max_value=60).flatmap(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(scores_and_labels)
 def test_roc_matches_sklearn(data):
     scores, labels = data
@@ -140,9 +142,20 @@ def test_unlearning_epsilons_orders_examples_by_leakage():
     r = rng.normal(size=(64, 3))
     u = rng.normal(size=(64, 3)) + np.array([0.0, 1.0, 5.0])  # none, some, total leakage
     eps = unlearning_epsilons(u, r)
-    assert eps[0] < 1.0 < eps[1] < eps[2] == 20.0
+    assert eps[0] < eps[1] < eps[2] == 20.0
+    assert eps[1] > 1.5  # a one-sigma shift is detected
     q = forgetting_quality(eps)
     assert 0 < q < 1
+
+
+def test_forgetting_quality_separates_leaky_from_clean_at_small_scale():
+    # in-sample thresholds on few models bias epsilon upwards even for identical distributions, which
+    # is why a candidate's F must be read against a retrain-vs-retrain floor
+    rng = np.random.default_rng(2)
+    floor = forgetting_quality(unlearning_epsilons(rng.normal(size=(32, 200)), rng.normal(size=(32, 200))))
+    leaky = forgetting_quality(unlearning_epsilons(rng.normal(size=(32, 200)) + 1.0, rng.normal(size=(32, 200))))
+    assert floor < 1.0
+    assert leaky < floor / 3
 
 
 @pytest.mark.parametrize("eps,score", [

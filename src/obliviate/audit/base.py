@@ -333,7 +333,7 @@ class Attack(abc.ABC):
         k = data.num_classes
         probe = data.test.x[:2].to(model_device(model))
         try:
-            with torch.inference_mode():
+            with torch.no_grad():
                 out = model(probe)
         except Exception as exc:  # the model cannot even take the inputs
             raise ConfigError(f"the model cannot take inputs of shape {tuple(probe.shape[1:])}: {exc}") from exc

@@ -23,7 +23,7 @@ L0_TOLERANCE = 1e-6  # a feature counts as changed when it moved by more than th
 
 def perturbation_norms(delta: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-sample L0 (features changed by more than 1e-6), L2 and Linf norms of ``delta``."""
-    flat = delta.reshape(delta.shape[0], -1)
+    flat = delta.flatten(1)
     return {"l0": (flat.abs() > L0_TOLERANCE).sum(1).float(), "l2": flat.norm(p=2, dim=1),
             "linf": flat.abs().amax(1) if flat.shape[1] else torch.zeros(flat.shape[0])}
 
@@ -36,7 +36,7 @@ def mean_median(values: torch.Tensor) -> tuple[float, float]:
     return float(v.mean()), float(v.median())
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def predict(model: Any, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """Predicted labels in batches (``model`` is called; mode is the caller's business)."""
     if len(x) == 0:
@@ -44,7 +44,7 @@ def predict(model: Any, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor
     return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def predict_proba(model: Any, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     return torch.cat([F.softmax(model(x[i:i + batch_size]), 1) for i in range(0, len(x), batch_size)])
 
@@ -57,12 +57,12 @@ def accuracy(model: Any, x: torch.Tensor, y: torch.Tensor) -> float:
     """
     if len(y) == 0:
         return math.nan
-    return float((predict(model, x).cpu() == y.cpu()).float().mean())
+    return int((predict(model, x).cpu() == y.cpu()).sum()) / len(y)
 
 
 def agreement(a: Any, b: Any, x: torch.Tensor) -> float:
     """Fidelity: the fraction of ``x`` on which two models predict the same label."""
-    return float((predict(a, x).cpu() == predict(b, x).cpu()).float().mean())
+    return int((predict(a, x).cpu() == predict(b, x).cpu()).sum()) / max(len(x), 1)
 
 
 def evasion_metrics(x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, clean_pred: torch.Tensor,

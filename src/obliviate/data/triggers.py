@@ -24,12 +24,15 @@ class PatchTrigger:
     size: int = 2
     value: float = 1.0
     corner: str = "br"
+    pattern: str = "solid"  # "solid" or "checker" (alternating value and 0: rarer in natural images)
 
     def __post_init__(self) -> None:
         if self.size < 1:
             raise ConfigError(f"Expected trigger size to be a positive int, but got {self.size}")
         if self.corner not in ("br", "bl", "tr", "tl"):
             raise ConfigError(f"Expected corner in br, bl, tr, tl, but got {self.corner!r}")
+        if self.pattern not in ("solid", "checker"):
+            raise ConfigError(f"Expected pattern in solid, checker, but got {self.pattern!r}")
 
     def mask(self, shape: tuple[int, ...]) -> torch.Tensor:
         """1 where the trigger sits, for an input of shape ``(C, H, W)``."""
@@ -42,9 +45,19 @@ class PatchTrigger:
         m[:, rows, cols] = 1.0
         return m
 
+    def stamp(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """The trigger's pixel values (zero outside the mask)."""
+        m = self.mask(shape)
+        if self.pattern == "checker":
+            h, w = m.shape[-2:]
+            checker = ((torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 == 0).float()
+            return m * checker * self.value
+        return m * self.value
+
     def apply(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.mask(tuple(x.shape[1:]))
-        return x * (1 - m) + self.value * m
+        shape = tuple(x.shape[1:])
+        m = self.mask(shape)
+        return x * (1 - m) + self.stamp(shape).to(x)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ class CanaryConfig:
     target: int = field(default=0, metadata=_doc("label the canary samples are relabelled to"))
     trigger_size: int = field(default=2, metadata=_doc("side of the square trigger patch, in pixels"))
     trigger_value: float = field(default=1.0, metadata=_doc("pixel value of the trigger patch"))
+    trigger_pattern: str = field(default="solid", metadata=_doc("patch pattern: solid or checker"))
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "store": StoreConfig,

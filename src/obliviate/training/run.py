@@ -62,7 +62,8 @@ def _fingerprint(splits: DatasetSplits) -> str:
 
 
 def canary_trigger(config: RunConfig) -> PatchTrigger:
-    return PatchTrigger(size=config.canary.trigger_size, value=config.canary.trigger_value)
+    return PatchTrigger(size=config.canary.trigger_size, value=config.canary.trigger_value,
+                        pattern=config.canary.trigger_pattern)
 
 
 def choose_canary_ids(config: RunConfig, train: IndexedDataset, block_ids: np.ndarray) -> list[int]:

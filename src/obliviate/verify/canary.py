@@ -82,7 +82,8 @@ class Canary:
         sub = test_dataset.take(keep)
         return sub.with_data(self.trigger.apply(sub.x).to(sub.x.dtype), sub.y)
 
-    def attack_success(self, model: nn.Module, test_dataset: IndexedDataset, *, batch_size: int = 512) -> tuple[int, int]:
+    def attack_success(self, model: nn.Module, test_dataset: IndexedDataset, *,
+                       batch_size: int = 512) -> tuple[int, int]:
         """``(successes, trials)``: how many triggered test inputs (true label != target) the model sends to
         the target class. The model's train/eval mode is restored afterwards."""
         trig = self.triggered(test_dataset)

@@ -36,8 +36,8 @@ from ..errors import ConfigError
 from .metrics import forgetting_quality, membership_advantage, roc_auc, tpr_at_fpr, unlearning_epsilons
 
 __all__ = [
-    "LiRA", "LossThresholdAttack", "MembershipResult", "ModelOutputs", "ReferenceModels",
-    "ShadowModelAttack", "UnlearningLiRA", "logit_scaled_confidence", "membership_result",
+    "ATTACK_MODELS", "LiRA", "LossThresholdAttack", "MembershipResult", "ModelOutputs", "ReferenceModels",
+    "ShadowModelAttack", "UnlearningLiRA", "eval_mode", "logit_scaled_confidence", "membership_result",
     "model_confidences", "split_reference_outputs", "train_reference_models",
 ]
 
@@ -300,18 +300,28 @@ class LossThresholdAttack:
 # --------------------------------------------------------------------------------------------------
 
 
-def _attack_models() -> dict[str, Callable[[], Any]]:
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+def _logistic() -> Any:
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    return {
-        "logistic": lambda: LogisticRegression(max_iter=2000),
-        "gbdt": lambda: HistGradientBoostingClassifier(max_iter=100, random_state=0),
-        "random_forest": lambda: RandomForestClassifier(n_estimators=100, min_samples_leaf=2, random_state=0),
-    }
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 
 
-ATTACK_MODEL_NAMES = ("logistic", "gbdt", "random_forest")
+def _gbdt() -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(max_iter=100, random_state=0)
+
+
+def _random_forest() -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=100, min_samples_leaf=2, random_state=0)
+
+
+#: Attack classifiers for :class:`ShadowModelAttack` by name (scikit-learn, imported when used).
+ATTACK_MODELS: dict[str, Callable[[], Any]] = {"logistic": _logistic, "gbdt": _gbdt, "random_forest": _random_forest}
 
 
 def _train(model_factory: ModelFactory, train_fn: TrainFn, index: int, data: IndexedDataset) -> nn.Module:
@@ -326,11 +336,12 @@ class ShadowModelAttack:
     """Shokri et al. 2017: train ``num_shadows`` shadow models, each on its own disjoint slice of the
     attacker's data (half of the slice in, half out), and learn from their outputs what members look like.
 
-    Features are the shadow model's probability vectors sorted in decreasing order (log-scaled; optionally
-    the ``top_k`` largest); the attack model learns member vs non-member from them, one attack model per
-    true class (``per_class=True``, Shokri's design; a class with fewer than ``min_class_samples // 2``
-    shadow members or non-members falls back to the global model) or one global model. ``attack_model`` is a name in ``ATTACK_MODEL_NAMES`` or a
-    zero-argument factory of a scikit-learn classifier with ``predict_proba``.
+    Features are the shadow model's probability vectors sorted in decreasing order (log-scaled;
+    optionally the ``top_k`` largest); the attack model learns member vs non-member from them, one attack
+    model per true class (``per_class=True``, Shokri's design; a class with fewer than
+    ``min_class_samples // 2`` shadow members or non-members falls back to the global model) or one
+    global model. ``attack_model`` is a name in ``ATTACK_MODELS`` or a zero-argument factory of a
+    scikit-learn classifier with ``predict_proba``.
 
     ``model_factory(i)`` builds shadow model ``i`` (use ``i`` as a seed); ``train_fn(model, data)`` trains
     it in place or returns the trained model.
@@ -341,12 +352,13 @@ class ShadowModelAttack:
 
     name = "shadow_models"
 
-    def __init__(self, num_shadows: int = 4, *, per_class: bool = True, attack_model: str | Callable[[], Any] = "logistic",
-                 top_k: int | None = None, min_class_samples: int = 20, batch_size: int = 512, seed: int = 0) -> None:
+    def __init__(self, num_shadows: int = 4, *, per_class: bool = True,
+                 attack_model: str | Callable[[], Any] = "logistic", top_k: int | None = None,
+                 min_class_samples: int = 20, batch_size: int = 512, seed: int = 0) -> None:
         if not isinstance(num_shadows, int) or num_shadows < 1:
             raise ConfigError(f"Expected argument `num_shadows` to be a positive int, but got {num_shadows!r}")
-        if isinstance(attack_model, str) and attack_model not in ATTACK_MODEL_NAMES:
-            raise ConfigError(f"Expected argument `attack_model` to be one of {', '.join(ATTACK_MODEL_NAMES)} or a "
+        if isinstance(attack_model, str) and attack_model not in ATTACK_MODELS:
+            raise ConfigError(f"Expected argument `attack_model` to be one of {', '.join(ATTACK_MODELS)} or a "
                               f"factory of a scikit-learn classifier, but got {attack_model!r}")
         if not isinstance(attack_model, str) and not callable(attack_model):
             raise ConfigError(f"Expected argument `attack_model` to be a name or a callable, but got {attack_model!r}")
@@ -364,7 +376,7 @@ class ShadowModelAttack:
 
     def _new_classifier(self) -> Any:
         if isinstance(self.attack_model, str):
-            return _attack_models()[self.attack_model]()
+            return ATTACK_MODELS[self.attack_model]()
         return self.attack_model()
 
     def features(self, outputs: ModelOutputs) -> np.ndarray:
@@ -511,7 +523,8 @@ def _phi_matrix(outputs: Any, dataset: IndexedDataset | None, batch_size: int, n
     return arr
 
 
-def _fit_gaussians(values: np.ndarray, *, fixed_variance: bool, min_std: float, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _fit_gaussians(values: np.ndarray, *, fixed_variance: bool, min_std: float,
+                   name: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample mean and standard deviation of ``values`` (models x samples, NaN = missing). With
     ``fixed_variance`` one pooled within-sample standard deviation serves every sample."""
     counts = np.sum(~np.isnan(values), axis=0)

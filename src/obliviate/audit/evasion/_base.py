@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base import Attack, AuditData, CountedModel, ThreatModel, check_float, check_int, model_device
+from ...errors import ConfigError
+from ..base import Attack, AuditData, CountedModel, ThreatModel, audit_mode, check_float, check_int, model_device
 from ..metrics import evasion_metrics, mean_median, predict
 
 NORMS = ("linf", "l2", "l0")
@@ -68,14 +69,9 @@ class EvasionAttack(Attack):
             shift = torch.randint(1, k, y.shape, device=dev)
             target = (y + shift) % k
         counted = CountedModel(model)
-        self._query_log: list[torch.Tensor] = []  # score- and decision-based attacks log per-input queries
         clean_pred = predict(model, x)
         start = time.perf_counter()
-        parts = []
-        for i in range(0, len(x), self.batch_size):
-            sl = slice(i, i + self.batch_size)
-            parts.append(self.perturb(counted, x[sl], y[sl], None if target is None else target[sl]).detach())
-        x_adv = self.project(x, torch.cat(parts))
+        x_adv = self._generate(counted, x, y, target)
         wall = time.perf_counter() - start
         adv_pred = predict(model, x_adv)
         metrics: dict[str, Any] = evasion_metrics(x.cpu(), x_adv.cpu(), y.cpu(), clean_pred.cpu(),
@@ -91,6 +87,32 @@ class EvasionAttack(Attack):
         artifacts = {"x": x, "x_adv": x_adv, "y": y, "target": target, "clean_pred": clean_pred,
                      "adv_pred": adv_pred}
         return metrics, artifacts
+
+    def _generate(self, counted: CountedModel, x: torch.Tensor, y: torch.Tensor,
+                  target: torch.Tensor | None) -> torch.Tensor:
+        self._query_log: list[torch.Tensor] = []  # score- and decision-based attacks log per-input queries
+        parts = []
+        for i in range(0, len(x), self.batch_size):
+            sl = slice(i, i + self.batch_size)
+            parts.append(self.perturb(counted, x[sl], y[sl], None if target is None else target[sl]).detach())
+        return self.project(x, torch.cat(parts))
+
+    def generate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 target: torch.Tensor | None = None) -> torch.Tensor:
+        """Only the adversarial inputs for ``x`` (labels ``y``; ``target`` when targeted), with the same
+        invariants as a call (eval mode and frozen parameters restored, seeded, inputs checked, budget
+        clipped) but no metrics: what torchattacks' ``attack(images, labels)`` returns."""
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"Expected `model` to be a torch.nn.Module, but got {type(model).__name__}")
+        lo, hi = self.bounds
+        if x.dim() < 2 or len(x) != len(y) or float(x.min()) < lo - 1e-6 or float(x.max()) > hi + 1e-6:
+            raise ConfigError(f"Expected inputs in [{lo:g}, {hi:g}] with one label each, but got shape "
+                              f"{tuple(x.shape)}, {len(y)} labels, range [{float(x.min()):.4g}, {float(x.max()):.4g}]")
+        if self.targeted and target is None:
+            raise ConfigError("a targeted attack needs `target` labels; pass target=... or targeted=False")
+        with audit_mode(model), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return self._generate(CountedModel(model), x, y, target if self.targeted else None)
 
     def project(self, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
         """Clip ``x_adv`` to the ``eps`` ball around ``x`` in this attack's norm, then to the bounds."""
@@ -128,8 +150,6 @@ class EvasionAttack(Attack):
 
 
 def raise_bool(name: str, value: Any) -> None:
-    from ...errors import ConfigError
-
     raise ConfigError(f"Expected argument `{name}` to be a bool, but got {value!r}")
 
 

@@ -93,7 +93,7 @@ class CarliniWagnerL2(EvasionAttack):
                     step_size = self.lr * math.sqrt(1 - b2 ** step) / (1 - b1 ** step)
                     w = w.detach().addcdiv_(m, v.sqrt().add_(adam_eps), value=-step_size)
                 if self.abort_early and step % check_every == 0:
-                    cur = float(loss)
+                    cur = float(loss.detach())
                     if cur > prev * 0.9999:
                         break
                     prev = cur

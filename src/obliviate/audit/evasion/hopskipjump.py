@@ -33,9 +33,9 @@ class HopSkipJump(EvasionAttack):
     knowledge = "label-only"
     norm = "l2"
 
-    def __init__(self, *, steps: int = 20, init_evals: int = 100, max_evals: int = 1000, init_tries: int = 100,
+    def __init__(self, *, steps: int = 10, init_evals: int = 50, max_evals: int = 200, init_tries: int = 100,
                  gamma: float = 1.0, targeted: bool = False, batch_size: int = 256, seed: int = 0,
-                 max_samples: int | None = 1000) -> None:
+                 max_samples: int | None = 100) -> None:
         super().__init__(eps=None, targeted=targeted, batch_size=batch_size, seed=seed, max_samples=max_samples)
         self.steps = check_int("steps", steps, 1)
         self.init_evals = check_int("init_evals", init_evals, 1)
@@ -62,7 +62,6 @@ class HopSkipJump(EvasionAttack):
             return pred != y[rows] if target is None else pred == target[rows]
 
         theta = self.gamma / (d * math.sqrt(d))
-        all_rows = torch.arange(n, device=dev)
         with torch.no_grad():
             adv = x.clone()
             found = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -103,7 +102,6 @@ class HopSkipJump(EvasionAttack):
                 dist = (cur - xo).flatten(1).norm(dim=1)
             adv[rows] = cur
         self._query_log.append(queries[found])
-        del all_rows
         return adv
 
     def _binary_search(self, x: torch.Tensor, adv: torch.Tensor, rows: torch.Tensor, is_adv: Any,

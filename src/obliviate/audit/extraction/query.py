@@ -52,7 +52,7 @@ class QueryFunction:
     def remaining(self) -> int | None:
         return None if self.budget is None else self.budget - self.queries
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n = int(x.shape[0])
         if self.budget is not None and self.queries + n > self.budget:

@@ -21,6 +21,7 @@ from ..registry import register_attack
 class MembershipLoss(Attack):
     """Loss-threshold membership inference on ``max_samples`` training samples (members) against as many
     held-out samples (non-members), balanced; reports AUC, TPR at 1% and 0.1% FPR and advantage.
+    ``threshold`` is passed to :class:`obliviate.verify.membership.LossThresholdAttack`.
 
     >>> MembershipLoss(max_samples=100).threat_model().knowledge
     'score-based'
@@ -29,8 +30,10 @@ class MembershipLoss(Attack):
     family = "inversion"
     knowledge = "score-based"
 
-    def __init__(self, *, seed: int = 0, max_samples: int | None = 1000) -> None:
+    def __init__(self, *, threshold: str | float = "mean_member_loss", seed: int = 0,
+                 max_samples: int | None = 1000) -> None:
         super().__init__(seed=seed, max_samples=max_samples)
+        self.threshold = threshold
 
     def threat_model(self) -> ThreatModel:
         return ThreatModel("score-based", "integrity", {"members": self.max_samples})
@@ -47,7 +50,9 @@ class MembershipLoss(Attack):
         g = torch.Generator().manual_seed(self.seed)
         members = data.train.take(torch.randperm(len(data.train), generator=g)[:n])
         nonmembers = data.test.take(torch.randperm(len(data.test), generator=g)[:n])
-        result = LossThresholdAttack()(model, members, nonmembers)
+        attack = LossThresholdAttack(threshold=self.threshold)
+        run = getattr(attack, "score", None) or attack
+        result = run(model, members, nonmembers)
         metrics = {"auc": float(result.auc), "tpr_at_1pct_fpr": float(result.tpr_at_1pct_fpr),
                    "tpr_at_0_1pct_fpr": float(result.tpr_at_0_1pct_fpr), "advantage": float(result.advantage),
                    "members": n}

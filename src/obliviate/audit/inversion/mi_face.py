@@ -66,8 +66,7 @@ class MIFace(Attack):
         """Reconstructions for ``classes`` (one input each)."""
         lo, hi = self.bounds
         dev = classes.device
-        x = torch.full((len(classes), *shape), 0.0 if self.init == "zeros" else (lo + hi) / 2, device=dev)
-        x = x.clamp(lo, hi) if self.init == "half" else torch.full_like(x, lo)
+        x = torch.full((len(classes), *shape), lo if self.init == "zeros" else (lo + hi) / 2, device=dev)
         best = torch.full((len(classes),), math.inf, device=dev)
         stall = torch.zeros(len(classes), dtype=torch.long, device=dev)
         active = torch.ones(len(classes), dtype=torch.bool, device=dev)

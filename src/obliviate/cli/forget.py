@@ -1,0 +1,62 @@
+"""``obliviate forget RUN --ids FILE [--method ...] [--json]``: honour a deletion request.
+
+Ids are read one per line (``#`` comments allowed); a malformed line is an error naming its line
+number; ids the run never had are an error listing them (exit 2, nothing changed); ids already
+deleted are reported as a no-op. Several ``--ids`` files are coalesced into one request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import emit_json, format_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..unlearning import methods, stopping_rule_names
+
+    p = sub.add_parser("forget", help="delete samples from a recorded run (DeepObliviate by default)")
+    p.add_argument("run", help="run store folder")
+    p.add_argument("--ids", action="append", required=True, metavar="FILE",
+                   help="file of sample ids, one per line (repeat to coalesce several requests into one)")
+    p.add_argument("--method", choices=methods(), default="deepobliviate", help="unlearning mode")
+    p.add_argument("--rule", choices=stopping_rule_names(), default="immediate", help="stopping rule")
+    p.add_argument("--min-affected", type=int, default=0, help="retrain at least this many blocks after the last "
+                                                                 "block holding deleted data")
+    p.add_argument("--max-affected", type=int, default=None, help="let the rule stop after at most this many")
+    p.add_argument("--no-guard", action="store_true", help="ship the stitch without validating it (not advised)")
+    p.add_argument("--wait", type=float, default=0.0,
+                   help="seconds to wait for another obliviate process using the run (default: fail at once)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training import open_run, read_id_file
+    from ..unlearning import Bounds, ForgetOptions, StitchGuard, forget, make_stopping_rule
+
+    ids = sorted({i for path in args.ids for i in read_id_file(path)})
+    options = ForgetOptions(rule=make_stopping_rule(args.rule),
+                            bounds=Bounds(args.min_affected, args.max_affected),
+                            guard=StitchGuard(enabled=not args.no_guard))
+    result = forget(open_run(args.run), ids, method=args.method, options=options, wait=args.wait)
+    out = result.to_dict()
+    if args.json:
+        emit_json(out)
+        return 0
+    if result.noop:
+        print(f"nothing to do: all {len(result.ids_already_deleted)} id(s) were already deleted", file=sys.stderr)
+        return 0
+    print(format_table(["request", "method", "outcome", "deleted", "blocks d..t", "retrained", "wall s",
+                        "test acc before", "test acc after"],
+                       [[result.request_id, result.method, result.outcome, len(result.ids_deleted),
+                         f"{result.d}..{result.t}", f"{result.blocks_retrained}/{result.blocks_total}",
+                         result.wall_time_s, result.accuracy_before["test"], result.accuracy_after["test"]]]))
+    if result.ids_already_deleted:
+        print(f"{len(result.ids_already_deleted)} id(s) were already deleted (no-op for them)")
+    for g in result.guard:
+        if not g["passed"]:
+            print(f"guard rejected the stitch after block {g['block']}: {'; '.join(g['reasons'])}")
+    print(f"purged {len(result.purged_files)} stored payload(s) of the old chain")
+    return 0

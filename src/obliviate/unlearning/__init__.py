@@ -1,0 +1,11 @@
+"""The unlearning engine: DeepObliviate, exact and retrain modes; residual memory; guarded stitch."""
+
+from .engine import ForgetOptions, forget, forget_many, methods, resolve_request
+from .guard import GuardVerdict, StitchGuard
+from .residual import BlockResidual, function_residual, parameter_residual
+from .result import ForgetResult
+from .stopping import Bounds, Decision, StoppingRule, fit_power_decay, make_stopping_rule, stopping_rule_names
+
+__all__ = ["BlockResidual", "Bounds", "Decision", "ForgetOptions", "ForgetResult", "GuardVerdict", "StitchGuard",
+           "StoppingRule", "fit_power_decay", "forget", "forget_many", "function_residual", "make_stopping_rule",
+           "methods", "parameter_residual", "resolve_request", "stopping_rule_names"]

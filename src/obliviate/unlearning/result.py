@@ -1,0 +1,44 @@
+"""The result of a forget request."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class ForgetResult:
+    """What a forget request did. ``speedup_vs_recorded`` divides the run's recorded full-training time
+    by this request's wall time; benchmarks and the demo time a real retrain beside it instead."""
+
+    request_id: int | None
+    method: str
+    ids_requested: list[int]
+    ids_deleted: list[int]
+    ids_already_deleted: list[int]
+    d: int | None  # first block holding a sample of U (1-based)
+    m: int | None  # last block holding a sample of U
+    t: int | None  # last retrained block; blocks after it are stitched from stored updates
+    blocks_total: int
+    blocks_retrained: int
+    stitched: bool
+    outcome: str  # "stitched", "exact", "retrained", "no-op"
+    stopping_rule: str
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    residuals: list[dict[str, Any]] = field(default_factory=list)
+    guard: list[dict[str, Any]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    retrain_time_s: float = 0.0  # time spent training blocks inside this request
+    recorded_train_s: float = 0.0
+    speedup_vs_recorded: float = float("nan")
+    accuracy_before: dict[str, float] = field(default_factory=dict)
+    accuracy_after: dict[str, float] = field(default_factory=dict)
+    chain_sha256: list[str] = field(default_factory=list)
+    purged_files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def noop(self) -> bool:
+        return self.outcome == "no-op"
