@@ -73,14 +73,19 @@ def success_rate(model: torch.nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y
     return float((clean & fooled).sum()) / max(int(clean.sum()), 1)
 
 
-def timed(fns: dict[str, Callable[[], torch.Tensor]], repeats: dict[str, int]) -> dict[str, dict[str, Any]]:
-    """Warm each up once, then run them interleaved; returns times and the last output of each."""
+def timed(fns: dict[str, Callable[[], torch.Tensor]], repeats: dict[str, int],
+          skip_warmup: set[str]) -> dict[str, dict[str, Any]]:
+    """Warm each up once (but those in ``skip_warmup``, warmed elsewhere), then run them interleaved;
+    returns times and the last output of each."""
     out: dict[str, dict[str, Any]] = {}
     for name, fn in fns.items():
-        fn()  # warm-up (lazy imports, allocator)
+        if name not in skip_warmup:
+            fn()  # warm-up (lazy imports, allocator)
         out[name] = {"times_s": [], "adv": None}
     for r in range(max(repeats.values())):
-        for name, fn in fns.items():
+        order = list(fns) if r % 2 == 0 else list(reversed(list(fns)))  # no implementation always first
+        for name in order:
+            fn = fns[name]
             if r >= repeats[name]:
                 continue
             start = time.perf_counter()
@@ -98,11 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "attacks.json"))
     parser.add_argument("--n", type=int, default=1000, help="images for FGSM and PGD-10")
     parser.add_argument("--cw-n", type=int, default=200, help="images for C&W")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs of ours and torchattacks")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs of ours and torchattacks")
     parser.add_argument("--art-repeats", type=int, default=3, help="timed runs of ART's FGSM and PGD")
     parser.add_argument("--art-cw-repeats", type=int, default=1, help="timed runs of ART's C&W (slow)")
     parser.add_argument("--epochs", type=int, default=3, help="LeNet-5 training epochs")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: steadiest on a shared 2-core machine; 0 = torch's default)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.threads:
@@ -126,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
 
     art_clf = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28),
                                 nb_classes=10, clip_values=(0.0, 1.0), device_type="cpu")
-    eps, steps = 0.3, 10
+    eps, steps = 0.1, 10
     alpha = eps / 4
-    xn, yn, xcn = x.numpy(), y.numpy(), xc.numpy()
+    xn, xcn = x.numpy(), xc.numpy()
 
     ours_fgsm = FGSM(eps=eps, max_samples=None)
     ours_pgd = PGD(eps=eps, alpha=alpha, steps=steps, random_start=False, max_samples=None)
@@ -141,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                                               batch_size=args.n, verbose=False)
     art_cw = CarliniL2Method(art_clf, confidence=0.0, learning_rate=0.01, binary_search_steps=1, max_iter=50,
                              initial_const=1.0, batch_size=args.cw_n, verbose=False)
+
+    art_cw.generate(xcn[:4])  # warm ART's C&W up on a few images only: it is slow
 
     def art_call(attack: Any, xs: np.ndarray) -> Callable[[], torch.Tensor]:
         return lambda: torch.from_numpy(attack.generate(xs))
@@ -160,10 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, (fns, xs, ys, settings) in plans.items():
         reps = {"ours": args.repeats, "torchattacks": args.repeats,
                 "art": args.art_cw_repeats if name == "cw" else args.art_repeats}
-        if name == "cw":  # warm ART's C&W up on a few images only: it is slow
-            art_cw.generate(xcn[:4])
-            fns = {**fns, "art": fns["art"]}
-        timing = timed(fns if name != "cw" else {k: v for k, v in fns.items()}, reps)
+        timing = timed(fns, reps, skip_warmup={"art"} if name == "cw" else set())
         entry: dict[str, Any] = {"settings": settings}
         for impl, rec in timing.items():
             entry[impl] = {"times_s": [round(t, 4) for t in rec["times_s"]], "min_s": round(rec["min_s"], 4),

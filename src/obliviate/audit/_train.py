@@ -16,7 +16,9 @@ from torch import nn
 def fresh_copy(model: nn.Module, *, reinit: bool = True) -> nn.Module:
     """A trainable deep copy of ``model``; with ``reinit`` its parameters are drawn anew (same
     architecture, what an attacker who knows the architecture trains)."""
-    inner = model.model if type(model).__name__ == "TwoClassLogits" else model
+    from .base import TwoClassLogits
+
+    inner = model.model if isinstance(model, TwoClassLogits) else model
     twin = copy.deepcopy(inner)
     if reinit:
         for m in twin.modules():
@@ -26,8 +28,6 @@ def fresh_copy(model: nn.Module, *, reinit: bool = True) -> nn.Module:
     twin.requires_grad_(True)
     twin.train()
     if inner is not model:
-        from .base import TwoClassLogits
-
         wrapped = TwoClassLogits(twin)
         wrapped.train()
         return wrapped

@@ -30,7 +30,7 @@ from ..data.base import DatasetSplits, IndexedDataset
 from ..errors import ConfigError
 
 KNOWLEDGE = ("white-box", "score-based", "label-only")
-GOALS = ("untargeted", "targeted", "availability", "integrity", "backdoor")
+GOALS = ("untargeted", "targeted", "availability", "integrity", "backdoor", "confidentiality")
 
 
 # --------------------------------------------------------------------------- validation, one voice
@@ -84,7 +84,8 @@ class ThreatModel:
     """What the adversary knows, wants and may spend (He et al., TSE, arXiv 1911.12562, section 3).
 
     ``knowledge`` is one of ``white-box``, ``score-based``, ``label-only``; ``goal`` one of
-    ``untargeted``, ``targeted``, ``availability``, ``integrity``, ``backdoor``; ``budget`` names the
+    ``untargeted``, ``targeted``, ``availability``, ``integrity``, ``backdoor`` or ``confidentiality``
+    (extraction, inversion and membership: the model or its training data leaks); ``budget`` names the
     norm and epsilon, the queries or the poison rate.
     """
 
@@ -131,11 +132,14 @@ class AttackResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"attack": self.attack, "family": self.family, "model": self.model,
-                "threat": self.threat.to_dict(), "metrics": dict(self.metrics),
+                "threat": self.threat.to_dict(), "metrics": {k: _jsonable(v) for k, v in self.metrics.items()},
                 "settings": {k: _jsonable(v) for k, v in self.settings.items()}}
 
 
 def _jsonable(v: Any) -> Any:
+    """JSON-safe values: NaN and infinities become ``None`` (JSON has neither)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
     if isinstance(v, (str, int, float, bool)) or v is None:
         return v
     if isinstance(v, (list, tuple)):

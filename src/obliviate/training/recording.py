@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._faults import crash_point
 from .._logging import progress
 from ..data import DatasetSplits
 from ..errors import ConfigError, StoreError
@@ -177,7 +178,9 @@ def _block_job(store: RunStore, record: dict[str, Any], update: dict[str, torch.
                 "optimizer": store.put(f"b{k:04d}-optimizer", opt_tensors, opt_meta),
                 "snapshot": store.put(f"b{k:04d}-snapshot", snapshot) if snapshot is not None else None}
         manifest = dict(store.manifest)
+        crash_point(f"train:payloads-{k}")
         manifest["blocks"] = [*manifest["blocks"], {**record, **refs}]
         store.commit(manifest)
+        crash_point(f"train:block-{k}")
 
     return job

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 
+from .._faults import crash_point
 from ..training.chain import State, add, subtract
 from ..training.recording import _partition_payload
 from ..training.run import Run
@@ -62,7 +63,9 @@ def commit_request(run: Run, result: ForgetResult, new_blocks: list[dict[str, An
     }
     manifest = {**old, "blocks": blocks, "partition": partition, "metrics": metrics,
                 "requests": [*old.get("requests", []), request]}
+    crash_point("forget:payloads-written")
     store.commit(manifest)
+    crash_point("forget:manifest-committed")
     result.request_id = request["request_id"]
     result.chain_sha256 = request["chain_sha256"]
     result.purged_files = store.collect_garbage()

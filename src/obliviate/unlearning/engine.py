@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._faults import crash_point
 from .._logging import progress
 from ..errors import RequestError, UnknownNameError
 from ..training.block import evaluate, make_optimizer, predict_logits, train_block
@@ -87,6 +88,7 @@ def forget(run: Run, ids: Iterable[int], *, method: str = "deepobliviate", optio
         raise UnknownNameError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     opts = options or ForgetOptions()
     with run.store.lock(exclusive=True, timeout=wait):
+        crash_point("forget:locked")
         run.store.reload()
         run.store.collect_garbage()  # finish the purge of an earlier interrupted request
         return _forget_locked(run, ids, method, opts)

@@ -9,7 +9,7 @@ import torch
 
 from ..base import CountedModel, check_float, check_int
 from ..registry import register_attack
-from ._base import EvasionAttack, bview
+from ._base import EvasionAttack
 
 
 @register_attack("deepfool")

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..base import CountedModel, check_float, check_int
+from ..base import CountedModel, check_float
 from ..registry import register_attack
 from ._base import EvasionAttack
 

@@ -47,7 +47,7 @@ class ExtractionAttack(Attack):
 
     def threat_model(self) -> ThreatModel:
         know = "label-only" if self.output == "labels" else "score-based"
-        return ThreatModel(know, "integrity", {"queries": self.queries, "output": self.output})
+        return ThreatModel(know, "confidentiality", {"queries": self.queries, "output": self.output})
 
     @abc.abstractmethod
     def extract(self, query: QueryFunction, pool: IndexedDataset, template: nn.Module) -> nn.Module:

@@ -36,7 +36,7 @@ class MembershipLoss(Attack):
         self.threshold = threshold
 
     def threat_model(self) -> ThreatModel:
-        return ThreatModel("score-based", "integrity", {"members": self.max_samples})
+        return ThreatModel("score-based", "confidentiality", {"members": self.max_samples})
 
     def _run(self, model: nn.Module, data: AuditData) -> tuple[dict[str, Any], dict[str, Any]]:
         try:

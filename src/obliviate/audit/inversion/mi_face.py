@@ -60,7 +60,7 @@ class MIFace(Attack):
         self.evaluator_epochs = check_int("evaluator_epochs", evaluator_epochs, 1)
 
     def threat_model(self) -> ThreatModel:
-        return ThreatModel("white-box", "integrity", {"steps": self.steps, "lr": self.lr})
+        return ThreatModel("white-box", "confidentiality", {"steps": self.steps, "lr": self.lr})
 
     def invert(self, model: CountedModel, classes: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         """Reconstructions for ``classes`` (one input each)."""

@@ -13,8 +13,9 @@ class BadNets(BackdoorAttack):
     """A solid ``size`` x ``size`` patch of ``value`` in ``corner`` (the shared
     :class:`~obliviate.data.triggers.PatchTrigger`) on ``poison_rate`` of the training set, relabelled.
 
-    >>> BadNets(size=2).trigger
-    PatchTrigger(size=2, value=1.0, corner='br')
+    >>> t = BadNets(size=2).trigger
+    >>> t.size, t.value, t.corner
+    (2, 1.0, 'br')
     """
 
     def __init__(self, *, size: int = 2, value: float = 1.0, corner: str = "br", target_class: int = 0,

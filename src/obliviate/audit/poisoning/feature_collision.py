@@ -3,7 +3,6 @@ Poisoning Attacks on Neural Networks", NeurIPS 2018)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -84,7 +83,7 @@ class FeatureCollision(PoisoningAttack):
         self.lr = check_float("lr", lr, 0.0, None, lo_open=True)
         self.fit_lr = check_float("fit_lr", fit_lr, 0.0, None, lo_open=True)
         self.mode = check_choice("mode", mode, FC_MODES)
-        self.poison_rate = math.nan  # known once the training set is
+        self.poison_rate = None  # type: ignore[assignment]  # poisons_per_target / len(train), known at call time
 
     def threat_model(self) -> ThreatModel:
         return ThreatModel("white-box", "integrity", {"poisons_per_target": self.poisons_per_target,

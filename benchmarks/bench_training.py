@@ -1,0 +1,459 @@
+"""Benchmark: recorded block training, its cost in accuracy and its recording overhead.
+
+Two measurements, one run, one JSON (``--out``):
+
+1. **Accuracy** (issue "Foundation", item 7). Real MNIST (the official 10,000 test images in
+   ``../shared/data/mnist-t10k/``, split with seed 0 into 8,000 training and 2,000 test images), LeNet-5,
+   trained by the library's own :func:`obliviate.training.train_run` (recorded, block by block, each
+   sample seen only inside its own block).
+
+   - ``reproduction``: the issue's table, Adam 1e-3, batch 32, constant rate, random partition, all 8,000
+     samples trained on (``data.validation_fraction = 0``): B = 1 (ordinary training, 10 epochs),
+     B = 20 and B = 100 (5 epochs a block), two seeds.
+   - ``sweep``: one setting changed at a time from the reproduction's B = 100 row (schedule, min_lr_ratio,
+     lr, epochs_per_block, batch_size, optimizer, partition, warmup_fraction), seed 0, 8,000 samples.
+   - ``recipe``: the recommended settings at B = 1, 20, 100, two seeds, with all 8,000 samples and with
+     the engine's default 10% validation hold-out (7,200 trained on; the stitch guard needs it).
+
+   The seed (``training.seed``) sets the model init, the partition and every minibatch order; the
+   8,000/2,000 split is fixed.
+
+2. **Recording overhead** (item 8). ``recorded``: :func:`train_run` into a fresh run store (payloads
+   content-hashed, written and fsynced by the background writer, manifest rewritten per block).
+   ``unrecorded``: the same training without any store, built from the library's own block loop
+   (:func:`prepare_data`, :func:`partition_ids`, :func:`build_model`, one :func:`make_optimizer`, then
+   :func:`train_block` for k = 1..B with the model and optimizer state carried over, continuing from the
+   chain's reconstruction ``previous + (current - previous)`` exactly as ``train_run`` does, then the
+   final evaluation on the validation and test sets). Both produce bit-identical models; the benchmark
+   checks it. Repetitions are interleaved (recorded, unrecorded, recorded, ...); the JSON records every
+   time, the medians and the ratio recorded / unrecorded, end to end (the whole call) and for the block
+   loop alone. One extra recorded run is profiled with cProfile, the training thread and the writer
+   thread separately, and its time is grouped by cause (training, state clone, optimizer flatten,
+   safetensors serialisation, sha256, file writes, fsync, manifest JSON, waiting on the writer).
+
+    python benchmarks/bench_training.py [--out benchmarks/results/training.json] [--threads 1]
+    python benchmarks/bench_training.py --quick --out /tmp/smoke.json    # seconds; digits only
+
+Threads: ``--threads 1`` by default (torch.set_num_threads(1)); on the shared 2-core machine two torch
+threads fought the other jobs and ran 10x slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import io
+import json
+import os
+import platform
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from obliviate.data import DatasetSplits, load_dataset  # noqa: E402
+from obliviate.models import build_model  # noqa: E402
+from obliviate.training import RunConfig, make_optimizer, partition_ids, train_block, train_run  # noqa: E402
+from obliviate.training import recording as _recording  # noqa: E402
+from obliviate.training.block import evaluate  # noqa: E402
+from obliviate.training.chain import add, clone_state, load_state, subtract  # noqa: E402
+from obliviate.training.run import prepare_data  # noqa: E402
+
+# The issue's settings: LeNet-5, Adam 1e-3, batch 32, constant rate; B = 1 trains 10 epochs, B = 20 and
+# B = 100 five epochs a block.
+REPRO: dict[str, Any] = {"optimizer": "adam", "lr": 1e-3, "batch_size": 32, "schedule": "constant",
+                         "min_lr_ratio": 0.0, "warmup_fraction": 0.0, "partition": "random"}
+EPOCHS = {1: 10, 20: 5, 100: 5}
+ISSUE_TABLE = {1: 0.9705, 20: 0.9565, 100: 0.9340}
+
+# One change at a time from the reproduction's B = 100 row (seed 0). "sgd" is SGD with momentum 0.9.
+SWEEP: list[tuple[str, dict[str, Any]]] = [
+    ("constant (reproduction)", {}),
+    ("cosine", {"schedule": "cosine"}),
+    ("cosine, min_lr_ratio 0.1", {"schedule": "cosine", "min_lr_ratio": 0.1}),
+    ("cosine, warmup 0.05", {"schedule": "cosine", "warmup_fraction": 0.05}),
+    ("cosine, lr 2e-3", {"schedule": "cosine", "lr": 2e-3}),
+    ("cosine, lr 3e-3", {"schedule": "cosine", "lr": 3e-3}),
+    ("cosine, stratified", {"schedule": "cosine", "partition": "stratified"}),
+    ("cosine, batch 16", {"schedule": "cosine", "batch_size": 16}),
+    ("cosine, batch 64", {"schedule": "cosine", "batch_size": 64}),
+    ("cosine, E = 10", {"schedule": "cosine", "epochs_per_block": 10}),
+    ("cosine, SGD momentum 0.9, lr 0.05", {"schedule": "cosine", "optimizer": "sgd", "lr": 0.05}),
+    ("constant, lr 3e-3", {"lr": 3e-3}),
+    ("cosine, lr 3e-3, stratified", {"schedule": "cosine", "lr": 3e-3, "partition": "stratified"}),
+]
+
+# The recommendation the sweep supports (see docs/benchmarks.md).
+RECIPE: dict[str, Any] = {**REPRO, "schedule": "cosine", "lr": 3e-3, "partition": "stratified"}
+
+
+# ----------------------------------------------------------------------------------------------------
+# configuration helpers
+# ----------------------------------------------------------------------------------------------------
+def make_config(dataset: str, model: str, training: dict[str, Any], *, validation_fraction: float,
+                snapshot_every: int = 10) -> RunConfig:
+    return RunConfig.from_dict({"data": {"name": dataset, "validation_fraction": float(validation_fraction)},
+                                "model": {"name": model},
+                                "training": training,
+                                "store": {"snapshot_every": snapshot_every}})
+
+
+def training_settings(base: dict[str, Any], blocks: int, epochs: int, seed: int,
+                      change: dict[str, Any] | None = None) -> dict[str, Any]:
+    out = {**base, "blocks": blocks, "epochs_per_block": epochs, "seed": seed}
+    out.update(change or {})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# 1. accuracy
+# ----------------------------------------------------------------------------------------------------
+def accuracy_run(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]:
+    """Train ``config`` with the library's recorded block training; test (and validation) accuracy."""
+    with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
+        t0 = time.perf_counter()
+        run = train_run(config, Path(tmp) / "run", splits=splits)
+        wall = time.perf_counter() - t0
+        m = run.manifest["metrics"]
+    val = m["validation_accuracy"]
+    return {"seed": config.training.seed, "test_accuracy": round(float(m["test_accuracy"]), 4),
+            "validation_accuracy": None if val != val else round(float(val), 4),  # NaN: no hold-out
+            "test_loss": round(float(m["test_loss"]), 4), "wall_s": round(wall, 2)}
+
+
+def accuracy_row(group: str, name: str, dataset: str, model: str, splits: DatasetSplits,
+                 training: dict[str, Any], seeds: list[int], validation_fraction: float) -> dict[str, Any]:
+    runs = []
+    for seed in seeds:
+        cfg = make_config(dataset, model, {**training, "seed": seed}, validation_fraction=validation_fraction)
+        runs.append(accuracy_run(cfg, splits))
+        print(f"  [{group}] {name:38s} B={training['blocks']:<3d} E={training['epochs_per_block']:<2d} "
+              f"seed {seed}: test {runs[-1]['test_accuracy']:.4f} ({runs[-1]['wall_s']:.1f}s)", file=sys.stderr)
+    accs = [r["test_accuracy"] for r in runs]
+    return {"group": group, "name": name, "blocks": training["blocks"],
+            "epochs_per_block": training["epochs_per_block"], "validation_fraction": validation_fraction,
+            "n_train": len(splits.train) - round(len(splits.train) * validation_fraction),
+            "training": {k: v for k, v in training.items() if k != "seed"},
+            "runs": runs, "mean_test_accuracy": round(statistics.fmean(accs), 4),
+            "min_test_accuracy": min(accs), "max_test_accuracy": max(accs)}
+
+
+def accuracy_section(quick: bool, splits: DatasetSplits, dataset: str, model: str) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    if quick:
+        epochs, seeds, recipe_seeds, sweep = {1: 1, 4: 1}, [0, 1], [0], SWEEP[:2]
+    else:
+        epochs, seeds, recipe_seeds, sweep = EPOCHS, [0, 1], [0, 1], SWEEP
+    sweep_blocks = max(epochs)
+    for b, e in epochs.items():
+        rows.append(accuracy_row("reproduction", f"B = {b}", dataset, model, splits,
+                                 training_settings(REPRO, b, e, 0), seeds, 0.0))
+    for name, change in sweep:
+        if name.startswith("constant (reproduction)"):
+            continue  # the reproduction's B = 100 row, seed 0, is the sweep's baseline
+        e = epochs[sweep_blocks]
+        rows.append(accuracy_row("sweep", name, dataset, model, splits,
+                                 training_settings(REPRO, sweep_blocks, e, 0, change), [0], 0.0))
+    for vf in (0.0, 0.1):
+        for b, e in epochs.items():
+            name = f"recipe, B = {b}" + (f", {vf:.0%} held out" if vf else "")
+            rows.append(accuracy_row("recipe", name, dataset, model, splits,
+                                     training_settings(RECIPE, b, e, 0), recipe_seeds, vf))
+    by_b = {r["blocks"]: r for r in rows if r["group"] == "reproduction"}
+    ordinary = by_b[min(by_b)]["mean_test_accuracy"]
+    recipe0 = {r["blocks"]: r for r in rows if r["group"] == "recipe" and r["validation_fraction"] == 0.0}
+    return {
+        "data": splits.source, "dataset": dataset, "model": model,
+        "n_train_available": len(splits.train), "n_test": len(splits.test),
+        "reproduction_settings": REPRO, "recipe_settings": RECIPE,
+        "epochs_per_block": {str(b): e for b, e in epochs.items()},
+        "issue_table": None if quick else {str(b): a for b, a in ISSUE_TABLE.items()},
+        "rows": rows,
+        "gap_vs_ordinary": {
+            "reproduction": {str(b): round(r["mean_test_accuracy"] - ordinary, 4) for b, r in by_b.items()},
+            "recipe_vs_reproduction_ordinary": {str(b): round(r["mean_test_accuracy"] - ordinary, 4)
+                                                for b, r in recipe0.items()},
+            "recipe_vs_recipe_ordinary": {str(b): round(r["mean_test_accuracy"]
+                                                        - recipe0[min(recipe0)]["mean_test_accuracy"], 4)
+                                          for b, r in recipe0.items()},
+        },
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# 2. recording overhead
+# ----------------------------------------------------------------------------------------------------
+def recorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
+        t0 = time.perf_counter()
+        run = train_run(config, Path(tmp) / "run", splits=splits)
+        wall = time.perf_counter() - t0
+        state = {k: v.clone() for k, v in run.final_model().state_dict().items()}
+        return {"wall_s": wall, "loop_s": run.manifest["timing"]["train_wall_s"],
+                "test_accuracy": run.manifest["metrics"]["test_accuracy"],
+                "store_bytes": run.store.storage_bytes(), "state": state}
+
+
+def unrecorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]:
+    """``train_run`` without the store: the library's block loop, same partition, same chain semantics."""
+    t0 = time.perf_counter()
+    t = config.training
+    data = prepare_data(config, splits)
+    blocks = partition_ids(data.train.ids.numpy(), data.train.y.numpy(), t.blocks, strategy=t.partition,
+                           seed=t.seed)
+    model = build_model(config.model.name, data.train.input_shape, data.train.num_classes, seed=t.seed,
+                        **config.model.options)
+    optimizer = make_optimizer(model, t)
+    previous = clone_state(model)
+    x_all, y_all = data.train.x, data.train.y
+    t_loop = time.perf_counter()
+    for k in range(1, t.blocks + 1):
+        pos = data.train.positions(torch.from_numpy(blocks[k - 1]))
+        train_block(model, optimizer, x_all[pos], y_all[pos], block=k, num_blocks=t.blocks, cfg=t)
+        # the chain's reconstruction, as train_run continues from it (kept: same computation, same model)
+        update = subtract(clone_state(model), previous)
+        previous = add(previous, update)
+        load_state(model, previous)
+    loop = time.perf_counter() - t_loop
+    evaluate(model, data.validation.x, data.validation.y)
+    acc, _ = evaluate(model, data.test.x, data.test.y)
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "loop_s": loop, "test_accuracy": acc,
+            "state": {k: v.clone() for k, v in model.state_dict().items()}}
+
+
+def _stats(prof: cProfile.Profile) -> dict[tuple[str, int, str], tuple[Any, ...]]:
+    return pstats.Stats(prof, stream=io.StringIO()).stats  # type: ignore[attr-defined,no-any-return]
+
+
+def _cum(stats: dict[tuple[str, int, str], tuple[Any, ...]], file_part: str, func: str) -> float:
+    """Cumulative seconds in function ``func`` of a file whose path contains ``file_part`` (``~``:
+    built-ins), not counting the calls it makes to itself."""
+    total = 0.0
+    for (file, _line, name), (_cc, _nc, _tt, ct, callers) in stats.items():
+        if name == func and file_part in file:
+            total += ct - sum(c[3] for (cf, _cl, cn), c in callers.items() if cn == func and file_part in cf)
+    return total
+
+
+def _top(stats: dict[tuple[str, int, str], tuple[Any, ...]], n: int = 12) -> list[dict[str, Any]]:
+    rows = [{"function": func if file == "~" else f"{Path(file).name}:{line}({func})", "calls": nc,
+             "tottime_s": round(tt, 4), "cumtime_s": round(ct, 4)}
+            for (file, line, func), (_cc, nc, tt, ct, _callers) in stats.items()]
+    rows.sort(key=lambda r: r["tottime_s"], reverse=True)
+    return rows[:n]
+
+
+def profile_recorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]:
+    """One recorded run under cProfile: the training thread and the writer thread profiled separately.
+
+    The writer's jobs are wrapped (in this process only, by replacing ``recording._block_job``) so each
+    runs under the writer thread's own profiler. Absolute times are inflated by profiling.
+    """
+    writer_prof = cProfile.Profile()
+    original = _recording._block_job
+
+    def profiled_block_job(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        job = original(*args, **kwargs)
+        return lambda: writer_prof.runcall(job)
+
+    main_prof = cProfile.Profile()
+    _recording._block_job = profiled_block_job  # type: ignore[assignment]
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
+            t0 = time.perf_counter()
+            run = main_prof.runcall(train_run, config, Path(tmp) / "run", splits=splits)
+            wall = time.perf_counter() - t0
+            n_blocks = len(run.manifest["blocks"])
+            manifest_bytes = (Path(tmp) / "run" / "manifest.json").stat().st_size
+    finally:
+        _recording._block_job = original  # type: ignore[assignment]
+    ms, ws = _stats(main_prof), _stats(writer_prof)
+    chain = sum(_cum(ms, "chain.py", f) for f in ("clone_state", "subtract", "add", "load_state"))
+    main = {
+        "whole train_run (profiled)": round(wall, 3),
+        "train_block": round(_cum(ms, "block.py", "train_block"), 3),
+        "chain arithmetic (clone_state, subtract, add, load_state)": round(chain, 3),
+        "optimizer flatten (optimizer_payload)": round(_cum(ms, "chain.py", "optimizer_payload"), 3),
+        "blocked on the writer (submit + close)": round(_cum(ms, "writer.py", "submit")
+                                                        + _cum(ms, "writer.py", "close"), 3),
+        "start (_new_store + _write_start)": round(_cum(ms, "recording.py", "_new_store")
+                                                   + _cum(ms, "recording.py", "_write_start"), 3),
+        "prepare_data (incl. data fingerprint)": round(_cum(ms, "run.py", "prepare_data"), 3),
+        "final evaluation (validation + test)": round(_cum(ms, "run.py", "evaluate"), 3),
+    }
+    busy = sum(tt for (_f, _l, _n), (_cc, _nc, tt, _ct, _c) in ws.items())
+    fsync = _cum(ws, "~", "<built-in method posix.fsync>")
+    writer = {
+        "busy (all block jobs)": round(busy, 3),
+        "safetensors serialise (tensors_to_bytes)": round(_cum(ws, "payloads.py", "tensors_to_bytes"), 3),
+        "sha256 (sha256_bytes)": round(_cum(ws, "files.py", "sha256_bytes"), 3),
+        "fsync (payloads, manifest, folder)": round(fsync, 3),
+        "open/write/rename (atomic_write_bytes minus fsync)": round(
+            _cum(ws, "files.py", "atomic_write_bytes") - fsync, 3),
+        "manifest JSON encode (json.dumps in commit)": round(_cum(ws, "json/__init__.py", "dumps"), 3),
+        "manifest copy + block record (job body, own time)": round(_cum(ws, "recording.py", "job")
+                                                                   - _cum(ws, "run_store.py", "put")
+                                                                   - _cum(ws, "run_store.py", "commit"), 3),
+    }
+    return {"blocks": n_blocks, "manifest_bytes_final": manifest_bytes,
+            "note": "cProfile, one extra recorded run; the writer thread overlaps training, so its busy time "
+                    "costs wall time only where the training thread is blocked on it (or where both compete "
+                    "for the CPU)",
+            "training_thread_s": main, "writer_thread_s": writer,
+            "training_thread_top_by_tottime": _top(ms), "writer_thread_top_by_tottime": _top(ws)}
+
+
+def overhead_case(name: str, config: RunConfig, splits: DatasetSplits, repeats: int, *,
+                  warmup: bool, profile: bool) -> dict[str, Any]:
+    print(f"  [overhead] {name}: {repeats} interleaved repetitions", file=sys.stderr)
+    if warmup:
+        recorded(config, splits)
+        unrecorded(config, splits)
+    times: dict[str, list[dict[str, float]]] = {"recorded": [], "unrecorded": []}
+    identical = True
+    acc = {}
+    for r in range(repeats):
+        rec = recorded(config, splits)
+        unr = unrecorded(config, splits)
+        identical &= all(torch.equal(rec["state"][k], unr["state"][k]) for k in rec["state"])
+        for label, res in (("recorded", rec), ("unrecorded", unr)):
+            times[label].append({"wall_s": round(res["wall_s"], 4), "loop_s": round(res["loop_s"], 4)})
+            acc[label] = round(float(res["test_accuracy"]), 4)
+        print(f"    rep {r}: recorded {rec['wall_s']:.2f}s (loop {rec['loop_s']:.2f}s), unrecorded "
+              f"{unr['wall_s']:.2f}s (loop {unr['loop_s']:.2f}s)", file=sys.stderr)
+    med = {label: {key: round(statistics.median(t[key] for t in ts), 4) for key in ("wall_s", "loop_s")}
+           for label, ts in times.items()}
+    ratio = round(med["recorded"]["wall_s"] / med["unrecorded"]["wall_s"], 4)
+    ratio_loop = round(med["recorded"]["loop_s"] / med["unrecorded"]["loop_s"], 4)
+    paired = [round(a["wall_s"] / b["wall_s"], 4) for a, b in zip(times["recorded"], times["unrecorded"])]
+    t = config.training
+    out: dict[str, Any] = {
+        "name": name, "dataset": config.data.name, "model": config.model.name, "blocks": t.blocks,
+        "epochs_per_block": t.epochs_per_block, "training": {k: v for k, v in config.to_dict()["training"].items()},
+        "validation_fraction": config.data.validation_fraction, "snapshot_every": config.store.snapshot_every,
+        "repeats": repeats, "order": "recorded, unrecorded, recorded, unrecorded, ...",
+        "times": times, "median": med,
+        "ratio": ratio, "ratio_loop_only": ratio_loop, "paired_ratios": paired,
+        "paired_ratio_median": round(statistics.median(paired), 4),
+        "target": 1.10, "meets_target": ratio <= 1.10,
+        "identical_models": bool(identical), "test_accuracy": acc, "store_bytes": rec["store_bytes"],
+    }
+    print(f"    median recorded {med['recorded']['wall_s']:.2f}s, unrecorded {med['unrecorded']['wall_s']:.2f}s, "
+          f"ratio {ratio:.3f} (loop only {ratio_loop:.3f}); identical models: {identical}", file=sys.stderr)
+    if profile:
+        out["profile"] = profile_recorded(config, splits)
+    return out
+
+
+def overhead_section(quick: bool, repeats: int, mnist: DatasetSplits | None) -> dict[str, Any]:
+    cases = []
+    digits = load_dataset("digits")
+    if quick:
+        cfg = make_config("digits", "small_cnn", {"blocks": 4, "epochs_per_block": 1}, validation_fraction=0.1)
+        cases.append(overhead_case("digits small_cnn B=4 E=1 (quick)", cfg, digits, repeats, warmup=False,
+                                   profile=True))
+    else:
+        assert mnist is not None
+        cfg = make_config("mnist-t10k", "lenet5", {"blocks": 100, "epochs_per_block": 5},
+                          validation_fraction=0.1)
+        cases.append(overhead_case("mnist-t10k lenet5 B=100 E=5", cfg, mnist, repeats, warmup=False,
+                                   profile=True))
+        cfg = make_config("digits", "small_cnn", {"blocks": 20, "epochs_per_block": 5}, validation_fraction=0.1)
+        cases.append(overhead_case("digits small_cnn B=20 E=5", cfg, digits, repeats, warmup=True,
+                                   profile=True))
+    return {"note": "engine defaults (adam 1e-3, cosine, batch 32, validation_fraction 0.1, snapshot_every 10, "
+                    "durable store: fsync on every payload and manifest write), store in a temp dir on the "
+                    "local disk", "cases": cases}
+
+
+# ----------------------------------------------------------------------------------------------------
+# report
+# ----------------------------------------------------------------------------------------------------
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    acc = result["accuracy"]
+    lines = ["| group | setting | B | E | train n | seed 0 | seed 1 | mean |", "|---|---|---|---|---|---|---|---|"]
+    for r in acc["rows"]:
+        seeds = {run["seed"]: run["test_accuracy"] for run in r["runs"]}
+        lines.append(f"| {r['group']} | {r['name']} | {r['blocks']} | {r['epochs_per_block']} | {r['n_train']} | "
+                     f"{_pct(seeds.get(0))} | {_pct(seeds.get(1))} | {_pct(r['mean_test_accuracy'])} |")
+    lines += ["", "| case | recorded (median) | unrecorded (median) | ratio | loop-only ratio | paired ratios | "
+                  "identical models |", "|---|---|---|---|---|---|---|"]
+    for c in result["overhead"]["cases"]:
+        m = c["median"]
+        lines.append(f"| {c['name']} | {m['recorded']['wall_s']:.2f} s | {m['unrecorded']['wall_s']:.2f} s | "
+                     f"{c['ratio']:.3f} | {c['ratio_loop_only']:.3f} | "
+                     f"{', '.join(f'{p:.3f}' for p in c['paired_ratios'])} | {c['identical_models']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "training.json"))
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke mode: digits only, tiny settings, a few seconds (used by the tests)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: steadiest on a shared 2-core machine; 0 = torch's default)")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved repetitions per overhead case "
+                        "(default 3; 2 with --quick)")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-overhead", action="store_true")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    repeats = args.repeats or (2 if args.quick else 3)
+    started = time.perf_counter()
+
+    if args.quick:
+        dataset, model, splits = "digits", "small_cnn", load_dataset("digits")
+        mnist = None
+    else:
+        dataset, model = "mnist-t10k", "lenet5"
+        splits = mnist = load_dataset("mnist-t10k")
+    result: dict[str, Any] = {
+        "benchmark": "recorded block training: accuracy cost (Foundation item 7) and recording overhead (item 8)",
+        "quick": args.quick,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": "python benchmarks/bench_training.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                    "torch_threads": torch.get_num_threads(),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
+    }
+    if not args.skip_accuracy:
+        print("accuracy", file=sys.stderr)
+        t0 = time.perf_counter()
+        result["accuracy"] = accuracy_section(args.quick, splits, dataset, model)
+        result["accuracy"]["section_wall_s"] = round(time.perf_counter() - t0, 1)
+    if not args.skip_overhead:
+        print("recording overhead", file=sys.stderr)
+        t0 = time.perf_counter()
+        result["overhead"] = overhead_section(args.quick, repeats, mnist)
+        result["overhead"]["section_wall_s"] = round(time.perf_counter() - t0, 1)
+    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["total_wall_s"] = round(time.perf_counter() - started, 1)
+    if "accuracy" in result and "overhead" in result:
+        result["markdown"] = render_markdown(result)
+        print(result["markdown"])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out} in {result['total_wall_s']:.0f}s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
