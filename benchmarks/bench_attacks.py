@@ -7,7 +7,7 @@ after one untimed warm-up; the JSON at ``--out`` records every time, the minimum
 implementation's success rate, and the ratios ours/torchattacks and ours/ART (on the minimum, the
 estimate least disturbed by other load on the machine, and on the median).
 
-    python benchmarks/bench_attacks.py [--out benchmarks/results/attacks.json] [--repeats 5]
+    python benchmarks/bench_attacks.py [--out benchmarks/results/attacks.json] [--repeats 9] [--threads 1]
 
 Our times are of :meth:`obliviate.audit.EvasionAttack.generate`, which, like torchattacks'
 ``attack(images, labels)``, returns adversarial images (eval mode set and restored, budget clipped) but
@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "attacks.json"))
     parser.add_argument("--n", type=int, default=1000, help="images for FGSM and PGD-10")
     parser.add_argument("--cw-n", type=int, default=200, help="images for C&W")
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs of ours and torchattacks")
+    parser.add_argument("--repeats", type=int, default=9, help="timed runs of ours and torchattacks")
+    parser.add_argument("--fgsm-repeats", type=int, default=25,
+                        help="timed runs of ours and torchattacks for FGSM (short: more runs steady the minimum)")
     parser.add_argument("--art-repeats", type=int, default=3, help="timed runs of ART's FGSM and PGD")
     parser.add_argument("--art-cw-repeats", type=int, default=1, help="timed runs of ART's C&W (slow)")
     parser.add_argument("--epochs", type=int, default=3, help="LeNet-5 training epochs")
@@ -166,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     results: dict[str, Any] = {}
     for name, (fns, xs, ys, settings) in plans.items():
-        reps = {"ours": args.repeats, "torchattacks": args.repeats,
+        mine = args.fgsm_repeats if name == "fgsm" else args.repeats
+        reps = {"ours": mine, "torchattacks": mine,
                 "art": args.art_cw_repeats if name == "cw" else args.art_repeats}
         timing = timed(fns, reps, skip_warmup={"art"} if name == "cw" else set())
         entry: dict[str, Any] = {"settings": settings}

@@ -10,8 +10,9 @@ Two measurements, one run, one JSON (``--out``):
    - ``reproduction``: the issue's table, Adam 1e-3, batch 32, constant rate, random partition, all 8,000
      samples trained on (``data.validation_fraction = 0``): B = 1 (ordinary training, 10 epochs),
      B = 20 and B = 100 (5 epochs a block), two seeds.
-   - ``sweep``: one setting changed at a time from the reproduction's B = 100 row (schedule, min_lr_ratio,
-     lr, epochs_per_block, batch_size, optimizer, partition, warmup_fraction), seed 0, 8,000 samples.
+   - ``sweep``: settings changed from the reproduction's B = 100 row, one or two at a time (schedule,
+     min_lr_ratio, lr, epochs_per_block, batch_size, optimizer, partition, warmup_fraction), seed 0,
+     8,000 samples.
    - ``recipe``: the recommended settings at B = 1, 20, 100, two seeds, with all 8,000 samples and with
      the engine's default 10% validation hold-out (7,200 trained on; the stitch guard needs it).
 
@@ -77,22 +78,23 @@ ISSUE_TABLE = {1: 0.9705, 20: 0.9565, 100: 0.9340}
 
 # One change at a time from the reproduction's B = 100 row (seed 0). "sgd" is SGD with momentum 0.9.
 SWEEP: list[tuple[str, dict[str, Any]]] = [
-    ("constant (reproduction)", {}),
     ("cosine", {"schedule": "cosine"}),
     ("cosine, min_lr_ratio 0.1", {"schedule": "cosine", "min_lr_ratio": 0.1}),
     ("cosine, warmup 0.05", {"schedule": "cosine", "warmup_fraction": 0.05}),
     ("cosine, lr 2e-3", {"schedule": "cosine", "lr": 2e-3}),
     ("cosine, lr 3e-3", {"schedule": "cosine", "lr": 3e-3}),
+    ("constant, lr 3e-3", {"lr": 3e-3}),
     ("cosine, stratified", {"schedule": "cosine", "partition": "stratified"}),
+    ("constant, stratified", {"partition": "stratified"}),
     ("cosine, batch 16", {"schedule": "cosine", "batch_size": 16}),
-    ("cosine, batch 64", {"schedule": "cosine", "batch_size": 64}),
     ("cosine, E = 10", {"schedule": "cosine", "epochs_per_block": 10}),
     ("cosine, SGD momentum 0.9, lr 0.05", {"schedule": "cosine", "optimizer": "sgd", "lr": 0.05}),
-    ("constant, lr 3e-3", {"lr": 3e-3}),
-    ("cosine, lr 3e-3, stratified", {"schedule": "cosine", "lr": 3e-3, "partition": "stratified"}),
+    ("cosine, lr 5e-3, stratified", {"schedule": "cosine", "lr": 5e-3, "partition": "stratified"}),
 ]
 
 # The recommendation the sweep supports (see docs/benchmarks.md).
+# lr 3e-3, not the slightly better 5e-3: the upper end of the range the issue asked for, and a larger
+# rate makes retrained trajectories drift further from the stored ones (stitch quality not measured here).
 RECIPE: dict[str, Any] = {**REPRO, "schedule": "cosine", "lr": 3e-3, "partition": "stratified"}
 
 
@@ -150,16 +152,14 @@ def accuracy_row(group: str, name: str, dataset: str, model: str, splits: Datase
 def accuracy_section(quick: bool, splits: DatasetSplits, dataset: str, model: str) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     if quick:
-        epochs, seeds, recipe_seeds, sweep = {1: 1, 4: 1}, [0, 1], [0], SWEEP[:2]
+        epochs, seeds, recipe_seeds, sweep = {1: 1, 4: 1}, [0, 1], [0], SWEEP[:1]
     else:
         epochs, seeds, recipe_seeds, sweep = EPOCHS, [0, 1], [0, 1], SWEEP
     sweep_blocks = max(epochs)
     for b, e in epochs.items():
         rows.append(accuracy_row("reproduction", f"B = {b}", dataset, model, splits,
                                  training_settings(REPRO, b, e, 0), seeds, 0.0))
-    for name, change in sweep:
-        if name.startswith("constant (reproduction)"):
-            continue  # the reproduction's B = 100 row, seed 0, is the sweep's baseline
+    for name, change in sweep:  # the baseline is the reproduction's row at the same B (seed 0)
         e = epochs[sweep_blocks]
         rows.append(accuracy_row("sweep", name, dataset, model, splits,
                                  training_settings(REPRO, sweep_blocks, e, 0, change), [0], 0.0))
@@ -290,6 +290,8 @@ def profile_recorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]
                                                    + _cum(ms, "recording.py", "_write_start"), 3),
         "prepare_data (incl. data fingerprint)": round(_cum(ms, "run.py", "prepare_data"), 3),
         "final evaluation (validation + test)": round(_cum(ms, "run.py", "evaluate"), 3),
+        "fsync in the training thread (store create, start, final commit)": round(
+            _cum(ms, "~", "<built-in method posix.fsync>"), 3),
     }
     busy = sum(tt for (_f, _l, _n), (_cc, _nc, tt, _ct, _c) in ws.items())
     fsync = _cum(ws, "~", "<built-in method posix.fsync>")
@@ -333,6 +335,8 @@ def overhead_case(name: str, config: RunConfig, splits: DatasetSplits, repeats: 
               f"{unr['wall_s']:.2f}s (loop {unr['loop_s']:.2f}s)", file=sys.stderr)
     med = {label: {key: round(statistics.median(t[key] for t in ts), 4) for key in ("wall_s", "loop_s")}
            for label, ts in times.items()}
+    low = {label: {key: round(min(t[key] for t in ts), 4) for key in ("wall_s", "loop_s")}
+           for label, ts in times.items()}
     ratio = round(med["recorded"]["wall_s"] / med["unrecorded"]["wall_s"], 4)
     ratio_loop = round(med["recorded"]["loop_s"] / med["unrecorded"]["loop_s"], 4)
     paired = [round(a["wall_s"] / b["wall_s"], 4) for a, b in zip(times["recorded"], times["unrecorded"])]
@@ -342,8 +346,9 @@ def overhead_case(name: str, config: RunConfig, splits: DatasetSplits, repeats: 
         "epochs_per_block": t.epochs_per_block, "training": {k: v for k, v in config.to_dict()["training"].items()},
         "validation_fraction": config.data.validation_fraction, "snapshot_every": config.store.snapshot_every,
         "repeats": repeats, "order": "recorded, unrecorded, recorded, unrecorded, ...",
-        "times": times, "median": med,
-        "ratio": ratio, "ratio_loop_only": ratio_loop, "paired_ratios": paired,
+        "times": times, "median": med, "min": low,
+        "ratio": ratio, "ratio_loop_only": ratio_loop,
+        "ratio_of_minimums": round(low["recorded"]["wall_s"] / low["unrecorded"]["wall_s"], 4), "paired_ratios": paired,
         "paired_ratio_median": round(statistics.median(paired), 4),
         "target": 1.10, "meets_target": ratio <= 1.10,
         "identical_models": bool(identical), "test_accuracy": acc, "store_bytes": rec["store_bytes"],
@@ -369,7 +374,7 @@ def overhead_section(quick: bool, repeats: int, mnist: DatasetSplits | None) -> 
         cases.append(overhead_case("mnist-t10k lenet5 B=100 E=5", cfg, mnist, repeats, warmup=False,
                                    profile=True))
         cfg = make_config("digits", "small_cnn", {"blocks": 20, "epochs_per_block": 5}, validation_fraction=0.1)
-        cases.append(overhead_case("digits small_cnn B=20 E=5", cfg, digits, repeats, warmup=True,
+        cases.append(overhead_case("digits small_cnn B=20 E=5", cfg, digits, max(repeats, 5), warmup=True,
                                    profile=True))
     return {"note": "engine defaults (adam 1e-3, cosine, batch 32, validation_fraction 0.1, snapshot_every 10, "
                     "durable store: fsync on every payload and manifest write), store in a temp dir on the "
@@ -408,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: steadiest on a shared 2-core machine; 0 = torch's default)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repetitions per overhead case "
-                        "(default 3; 2 with --quick)")
+                        "(default 3, at least 5 for the cheap digits case; 2 with --quick)")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
     args = parser.parse_args(argv)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .training import RunConfig, open_run, predict_logits, train_run
-from .training.run import Run, canary_trigger
+from .training.run import Run
 from .unlearning import forget
 
 
@@ -30,10 +30,8 @@ def demo_config() -> RunConfig:
 
 def canary_asr(run: Run, model: torch.nn.Module) -> float:
     """Share of triggered test inputs (true label not the target) the model sends to the canary target."""
-    target = run.config.canary.target
-    keep = run.test.y != target
-    x = canary_trigger(run.config).apply(run.test.x[keep])
-    return float((predict_logits(model, x).argmax(1) == target).float().mean())
+    hits, trials = run.canary_success(model)
+    return hits / trials
 
 
 def run_demo(workdir: str | Path | None = None, *, config: RunConfig | None = None) -> dict[str, Any]:

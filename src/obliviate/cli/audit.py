@@ -21,7 +21,9 @@ def register(sub: Any) -> None:
     from ..audit import attack_names
 
     p = sub.add_parser("audit", help="run the threat audit (evasion, extraction, inversion, poisoning)",
-                       description=__doc__.split("\n\n")[0] if __doc__ else None,
+                       description="Run the threat audit (evasion, extraction, inversion and membership, "
+                                   "poisoning) on a stored run's models or on one checkpoint, and print one "
+                                   "pivot-metric table per attack family.",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="attacks: " + ", ".join(attack_names()) +
                               "\nsettings per attack: NAME:key=value,key=value (e.g. pgd:eps=0.2,steps=20)")
@@ -32,7 +34,7 @@ def register(sub: Any) -> None:
     p.add_argument("--dataset", default="digits", help="registered dataset to attack with (default: digits)")
     p.add_argument("--attacks", nargs="+", metavar="ATTACK",
                    help="attacks to run, NAME or NAME:key=value,... (default: all)")
-    p.add_argument("--eps", type=float, default=None, help="budget for every attack that takes `eps`")
+    p.add_argument("--eps", type=float, default=None, help="budget for every attack that takes `eps`, in that attack's norm")
     p.add_argument("--max-samples", type=int, default=200,
                    help="inputs per attack, for the attacks that take it (default: 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of every attack (default: 0)")

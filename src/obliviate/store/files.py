@@ -27,7 +27,7 @@ def sha256_bytes(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -35,9 +35,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes | memoryview, *, durable: bool = True) -> None:
+def atomic_write_bytes(path: Path, data: bytes | memoryview, *, durable: bool = True, sync_dir: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix:
-    temp file in the same folder, fsync, rename, fsync of the folder."""
+    temp file in the same folder, fsync, rename, fsync of the folder (``sync_dir=False`` leaves that
+    last step to the caller, who batches it: see ``RunStore.commit``)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as fh:
@@ -46,8 +47,8 @@ def atomic_write_bytes(path: Path, data: bytes | memoryview, *, durable: bool = 
             fh.flush()
             os.fsync(fh.fileno())
     os.replace(tmp, path)
-    if durable:
-        _fsync_dir(path.parent)
+    if durable and sync_dir:
+        fsync_dir(path.parent)
 
 
 def remove_files(paths: list[Path]) -> None:
@@ -58,7 +59,7 @@ def remove_files(paths: list[Path]) -> None:
             p.unlink()
             parents.add(p.parent)
     for parent in parents:
-        _fsync_dir(parent)
+        fsync_dir(parent)
 
 
 @contextlib.contextmanager

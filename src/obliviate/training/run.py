@@ -170,6 +170,16 @@ class Run:
         """The current model: the original, or the unlearned one after forget requests."""
         return self.model_after(len(self.manifest["blocks"]))
 
+    def canary_success(self, model: nn.Module) -> tuple[int, int]:
+        """(successes, trials) of the run's canary trigger on test inputs whose true label is not the target."""
+        target = self.config.canary.target
+        keep = self.test.y != target
+        x = canary_trigger(self.config).apply(self.test.x[keep])
+        from .block import predict_logits
+
+        hits = int((predict_logits(model, x).argmax(1) == target).sum())
+        return hits, int(keep.sum())
+
     def evaluate(self, model: nn.Module, which: str = "test") -> tuple[float, float]:
         """(accuracy, loss) of ``model`` on the ``test`` or ``validation`` set."""
         ds = self.test if which == "test" else self.validation

@@ -60,6 +60,7 @@ def commit_request(run: Run, result: ForgetResult, new_blocks: list[dict[str, An
         "residuals": result.residuals, "wall_time_s": result.wall_time_s, "retrain_time_s": result.retrain_time_s,
         "accuracy_before": result.accuracy_before, "accuracy_after": result.accuracy_after,
         "chain_sha256": [b["update"]["sha256"] for b in blocks],
+        "canary": result.canary,
     }
     manifest = {**old, "blocks": blocks, "partition": partition, "metrics": metrics,
                 "requests": [*old.get("requests", []), request]}

@@ -29,12 +29,14 @@ class ForgetResult:
     guard: list[dict[str, Any]] = field(default_factory=list)
     wall_time_s: float = 0.0
     retrain_time_s: float = 0.0  # time spent training blocks inside this request
+    report_time_s: float = 0.0  # test-set and canary evaluation for the report, excluded from wall_time_s
     recorded_train_s: float = 0.0
     speedup_vs_recorded: float = float("nan")
     accuracy_before: dict[str, float] = field(default_factory=dict)
     accuracy_after: dict[str, float] = field(default_factory=dict)
     chain_sha256: list[str] = field(default_factory=list)
     purged_files: list[str] = field(default_factory=list)
+    canary: dict[str, list[int]] | None = None  # canary (successes, trials) before and after, if U holds it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -59,3 +59,9 @@ __all__ = [
     "prediction_agreement", "roc_auc", "roc_curve", "split_reference_outputs", "tpr_at_fpr",
     "train_reference_models", "unlearning_epsilons",
 ]
+
+from .oracles import OracleBank, Oracles, cached_exact_state, oracle_seed, prune_stale  # noqa: E402
+from .verdict import Check, VerificationReport, verify_request  # noqa: E402
+
+__all__ += ["Check", "OracleBank", "Oracles", "VerificationReport", "cached_exact_state", "oracle_seed",
+            "prune_stale", "verify_request"]

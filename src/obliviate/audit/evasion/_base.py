@@ -95,7 +95,7 @@ class EvasionAttack(Attack):
         for i in range(0, len(x), self.batch_size):
             sl = slice(i, i + self.batch_size)
             parts.append(self.perturb(counted, x[sl], y[sl], None if target is None else target[sl]).detach())
-        return self.project(x, torch.cat(parts))
+        return self.project(x, parts[0] if len(parts) == 1 else torch.cat(parts))
 
     def generate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  target: torch.Tensor | None = None) -> torch.Tensor:
@@ -105,9 +105,10 @@ class EvasionAttack(Attack):
         if not isinstance(model, nn.Module):
             raise ConfigError(f"Expected `model` to be a torch.nn.Module, but got {type(model).__name__}")
         lo, hi = self.bounds
-        if x.dim() < 2 or len(x) != len(y) or float(x.min()) < lo - 1e-6 or float(x.max()) > hi + 1e-6:
+        xmin, xmax = (float(v) for v in torch.aminmax(x)) if x.numel() else (lo, hi)
+        if x.dim() < 2 or len(x) != len(y) or xmin < lo - 1e-6 or xmax > hi + 1e-6:
             raise ConfigError(f"Expected inputs in [{lo:g}, {hi:g}] with one label each, but got shape "
-                              f"{tuple(x.shape)}, {len(y)} labels, range [{float(x.min()):.4g}, {float(x.max()):.4g}]")
+                              f"{tuple(x.shape)}, {len(y)} labels, range [{xmin:.4g}, {xmax:.4g}]")
         if self.targeted and target is None:
             raise ConfigError("a targeted attack needs `target` labels; pass target=... or targeted=False")
         with audit_mode(model), torch.random.fork_rng(devices=[]):
@@ -117,14 +118,13 @@ class EvasionAttack(Attack):
     def project(self, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
         """Clip ``x_adv`` to the ``eps`` ball around ``x`` in this attack's norm, then to the bounds."""
         lo, hi = self.bounds
-        delta = x_adv - x
+        delta = x_adv - x  # a new tensor: the in-place steps below leave x_adv alone
         if self.eps is not None and self.norm == "linf":
-            delta = delta.clamp(-self.eps, self.eps)
+            delta.clamp_(-self.eps, self.eps)
         elif self.eps is not None and self.norm == "l2":
             norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-            factor = (self.eps / norms).clamp(max=1.0)
-            delta = delta * factor.view(-1, *([1] * (x.dim() - 1)))
-        return (x + delta).clamp(lo, hi)
+            delta.mul_(bview((self.eps / norms).clamp(max=1.0), delta))
+        return delta.add_(x).clamp_(lo, hi)
 
     # -- helpers for subclasses
     @staticmethod

@@ -35,4 +35,4 @@ class FGSM(EvasionAttack):
         lo, hi = self.bounds
         xg = x.clone().requires_grad_(True)
         (grad,) = torch.autograd.grad(self.loss(model(xg), y, target), xg)
-        return (x + self.eps * grad.sign()).clamp_(lo, hi)
+        return grad.sign_().mul_(self.eps).add_(x).clamp_(lo, hi)  # in place on the gradient's buffer

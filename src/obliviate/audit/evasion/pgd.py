@@ -52,11 +52,11 @@ class PGD(EvasionAttack):
         hi = (x + eps).clamp_(max=hi_b)
         adv = x.clone()
         if self.random_start:
-            adv = torch.min(torch.max(adv + torch.empty_like(x).uniform_(-eps, eps), lo), hi)
+            adv = (adv + torch.empty_like(x).uniform_(-eps, eps)).clamp_(lo, hi)
         for _ in range(self.steps):
             adv.requires_grad_(True)
             (grad,) = torch.autograd.grad(self.loss(model(adv), y, target), adv)
-            adv = torch.min(torch.max(adv.detach().add_(grad.sign_(), alpha=alpha), lo), hi)
+            adv = adv.detach().add_(grad.sign_(), alpha=alpha).clamp_(lo, hi)  # project, in place
         return adv
 
 
