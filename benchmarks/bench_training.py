@@ -275,6 +275,7 @@ def profile_recorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]
             wall = time.perf_counter() - t0
             n_blocks = len(run.manifest["blocks"])
             manifest_bytes = (Path(tmp) / "run" / "manifest.json").stat().st_size
+            unprofiled = writer_work_unprofiled(run.store, run.manifest, Path(tmp))
     finally:
         _recording._block_job = original  # type: ignore[assignment]
     ms, ws = _stats(main_prof), _stats(writer_prof)
@@ -308,11 +309,57 @@ def profile_recorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]
                                                                    - _cum(ws, "run_store.py", "commit"), 3),
     }
     return {"blocks": n_blocks, "manifest_bytes_final": manifest_bytes,
+            "writer_work_unprofiled_s": unprofiled,
             "note": "cProfile, one extra recorded run; the writer thread overlaps training, so its busy time "
                     "costs wall time only where the training thread is blocked on it (or where both compete "
                     "for the CPU)",
             "training_thread_s": main, "writer_thread_s": writer,
             "training_thread_top_by_tottime": _top(ms), "writer_thread_top_by_tottime": _top(ws)}
+
+
+def writer_work_unprofiled(store: Any, manifest: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    """The writer thread's work for the run, redone piece by piece without the profiler.
+
+    Every block's payloads are the size of the last block's (same model, same optimizer), so the last
+    block's update and optimizer state are serialised, hashed and written B times; the manifest is
+    encoded and written as it grew, block by block. Snapshots (every ``snapshot_every`` blocks) are
+    left out. Also timed: the manifest encoded without ``indent`` (C encoder), a candidate fix.
+    """
+    from obliviate.store.files import atomic_write_bytes, sha256_bytes
+    from obliviate.store.payloads import tensors_to_bytes
+
+    blocks = manifest["blocks"]
+    n = len(blocks)
+    update = store.get(blocks[-1]["update"])
+    opt, opt_meta = store.get_with_metadata(blocks[-1]["optimizer"])
+    out: dict[str, Any] = {"blocks": n}
+
+    def clock(fn: Any) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return round(time.perf_counter() - t0, 4)
+
+    blobs: list[bytes] = []
+    out["safetensors serialise (update + optimizer)"] = clock(
+        lambda: [blobs.extend((tensors_to_bytes(update), tensors_to_bytes(opt, opt_meta))) for _ in range(n)])
+    out["sha256"] = clock(lambda: [sha256_bytes(b) for b in blobs])
+    folder = tmp / "writer-replay"
+    folder.mkdir()
+    out["payload write + fsync (durable, as recorded)"] = clock(
+        lambda: [atomic_write_bytes(folder / f"p{i}", b, durable=True) for i, b in enumerate(blobs)])
+    out["payload write, no fsync"] = clock(
+        lambda: [atomic_write_bytes(folder / f"q{i}", b, durable=False) for i, b in enumerate(blobs)])
+    texts: list[bytes] = []
+    out["manifest JSON encode, indent=1 (as recorded)"] = clock(
+        lambda: [texts.append(json.dumps({**manifest, "blocks": blocks[:k]}, indent=1).encode())
+                 for k in range(1, n + 1)])
+    out["manifest JSON encode, no indent (C encoder)"] = clock(
+        lambda: [json.dumps({**manifest, "blocks": blocks[:k]}) for k in range(1, n + 1)])
+    out["manifest write + fsync (durable, as recorded)"] = clock(
+        lambda: [atomic_write_bytes(folder / "manifest.json", t, durable=True) for t in texts])
+    out["payload bytes per block"] = sum(len(b) for b in blobs[:2])
+    out["manifest bytes written in all"] = sum(len(t) for t in texts)
+    return out
 
 
 def overhead_case(name: str, config: RunConfig, splits: DatasetSplits, repeats: int, *,
@@ -413,13 +460,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: steadiest on a shared 2-core machine; 0 = torch's default)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repetitions per overhead case "
-                        "(default 3, at least 5 for the cheap digits case; 2 with --quick)")
+                        "(default 5; 2 with --quick)")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    repeats = args.repeats or (2 if args.quick else 3)
+    repeats = args.repeats or (2 if args.quick else 5)
     started = time.perf_counter()
 
     if args.quick:

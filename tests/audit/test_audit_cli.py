@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from safetensors.torch import save_file
@@ -75,11 +76,29 @@ def test_missing_checkpoint_and_bad_forms_exit_2(tmp_path, capsys):
     assert rc == 2
 
 
-def test_run_form_needs_the_run_api(tmp_path, capsys):
-    try:
-        from obliviate.api import load_models_for_audit  # noqa: F401
-    except ImportError:
-        rc, err = _err(capsys, ["audit", str(tmp_path), "--attacks", "fgsm"])
-        assert rc == 2 and "auditing a run needs the run API" in err
-    else:
-        pytest.skip("the run API exists; its own tests cover `obliviate audit RUN`")
+def test_run_form_needs_the_run_api(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "obliviate.api", None)  # as if the run API were not installed
+    rc, err = _err(capsys, ["audit", str(tmp_path), "--dataset", "digits", "--attacks", "fgsm"])
+    assert rc == 2 and "auditing a run needs the run API" in err
+
+
+def test_run_form_audits_the_runs_models_side_by_side(digits_cnn, digits_softmax, capsys, monkeypatch):
+    import obliviate.api
+
+    seen = []
+
+    def fake_loader(path):
+        seen.append(path)
+        return {"current": digits_cnn, "exact": digits_softmax}
+
+    monkeypatch.setattr(obliviate.api, "load_models_for_audit", fake_loader, raising=False)
+    rc = main(["audit", "some/run", "--dataset", "digits", "--attacks", "fgsm", "--max-samples", "16", "--json"])
+    assert rc == 0 and seen == ["some/run"]
+    out = json.loads(capsys.readouterr().out)
+    assert [(r["attack"], r["model"]) for r in out["results"]] == [("fgsm", "current"), ("fgsm", "exact")]
+
+
+def test_run_and_checkpoint_together_exit_2(checkpoint, capsys):
+    rc, err = _err(capsys, ["audit", "some/run", "--model", "small_cnn", "--checkpoint", str(checkpoint),
+                            "--dataset", "digits", "--attacks", "fgsm"])
+    assert rc == 2 and "not both" in err

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 L0_TOLERANCE = 1e-6  # a feature counts as changed when it moved by more than this
 
@@ -52,7 +51,7 @@ def predict_proba(model: Any, x: torch.Tensor, batch_size: int = 2048) -> torch.
 def accuracy(model: Any, x: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of ``x`` classified as ``y``.
 
-    >>> accuracy(nn.Identity(), torch.eye(3), torch.tensor([0, 1, 0]))
+    >>> accuracy(torch.nn.Identity(), torch.eye(3), torch.tensor([0, 1, 0]))
     0.6666666666666666
     """
     if len(y) == 0:

@@ -31,13 +31,17 @@ def register(sub: Any) -> None:
                    help="a stored run: audit its original, unlearned and retrained models")
     p.add_argument("--model", metavar="NAME", help="registered model name of the checkpoint")
     p.add_argument("--checkpoint", metavar="FILE", help="the model's state_dict as a .safetensors file")
-    p.add_argument("--dataset", default="digits", help="registered dataset to attack with (default: digits)")
+    p.add_argument("--dataset", default=None,
+                   help="registered dataset to attack with (default: the run's own data for RUN, else digits)")
     p.add_argument("--attacks", nargs="+", metavar="ATTACK",
                    help="attacks to run, NAME or NAME:key=value,... (default: all)")
     p.add_argument("--eps", type=float, default=None, help="budget for every attack that takes `eps`, in that attack's norm")
     p.add_argument("--max-samples", type=int, default=200,
                    help="inputs per attack, for the attacks that take it (default: 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of every attack (default: 0)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the audit's models and batches are small, and more "
+                        "threads contend with other work; 0 keeps torch's default)")
     p.add_argument("--keep-going", action="store_true", help="record a failing attack and go on")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -85,6 +89,18 @@ def _models(args: argparse.Namespace, input_shape: tuple[int, ...], num_classes:
     return {args.model: load_checkpoint_model(args.model, args.checkpoint, input_shape, num_classes)}
 
 
+def _run_data(path: str) -> Any:
+    """The stored run's own training and test data (members and non-members), when the run API has it."""
+    try:
+        from ..training import open_run  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    from ..audit import AuditData
+
+    run = open_run(path)
+    return AuditData(run.train, run.test)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..audit import attack_names, parse_attack_spec, run_audit
     from ..data import load_dataset
@@ -94,16 +110,26 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"Expected argument `--eps` to be a positive float, but got {args.eps}")
     if args.max_samples < 1:
         raise ConfigError(f"Expected argument `--max-samples` to be an int >= 1, but got {args.max_samples}")
+    if args.threads < 0:
+        raise ConfigError(f"Expected argument `--threads` to be an int >= 0, but got {args.threads}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     defaults: dict[str, Any] = {"seed": args.seed, "max_samples": args.max_samples}
     if args.eps is not None:
         defaults["eps"] = args.eps
     # build (and so validate) every attack before loading anything
     attacks = [parse_attack_spec(spec, **defaults) for spec in (args.attacks or attack_names())]
-    data = load_dataset(args.dataset)
+    data: Any = None
+    if args.run and args.dataset is None:
+        data = _run_data(args.run)
+    if data is None:
+        data = load_dataset(args.dataset or "digits")
     models = _models(args, data.input_shape, data.num_classes)
     report = run_audit(attacks, models, data, keep_going=args.keep_going)
     if args.json:
-        emit_json({"dataset": args.dataset, "models": list(models), **report.to_dict()})
+        emit_json({"dataset": data.test.name, "models": list(models), **report.to_dict()})
     elif args.markdown:
         print(report.to_markdown())
     else:

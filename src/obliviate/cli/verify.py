@@ -79,6 +79,8 @@ def _print_report(d: dict[str, Any]) -> None:
                      s["agreement_with_exact"]["unlearned"], s["agreement_with_exact"]["oracles_min"],
                      _f(s["js_divergence_to_exact"]["unlearned"]), _f(s["js_divergence_to_exact"]["oracles_max"])])
     print(format_table(["set", "acc", "acc exact", "acc oracles", "agree", "agree floor", "JS", "JS floor"], rows))
+    for note in dist["numbers"]["outside_floor_not_gating"]:
+        print(f"note (does not decide the verdict): {note}")
     p = dist["numbers"]["parameter_l2"]
     print(f"parameter L2 to exact {_f(p['unlearned'])} (oracles' largest {_f(p['oracles_max'])})")
     e = d["epsilon"]

@@ -32,6 +32,7 @@ Cache
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -41,7 +42,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -202,6 +203,17 @@ class Oracles:
                 "train_time_s": self.train_time_s, "cache": self.folder, "key": self.key}
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    was = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(was)
+
+
 def _as_model(run: Run, state: State) -> nn.Module:
     model = run.build_model()
     load_state(model, state)
@@ -214,9 +226,15 @@ class OracleBank:
     oracles at call time: ``OracleBank(run, request_id).get(16)``.
 
     ``wait`` is how long to wait for another process building the same bank (or writing the run).
+    ``threads``: torch intra-op threads while training oracles (restored afterwards; ``None`` leaves the
+    setting alone). One by default: blocks of small models train fastest that way (two threads on a busy
+    2-core machine were several times slower), and a cached oracle then does not depend on the core
+    count. The exact oracle equals the engine's exact mode bit for bit when both ran with the same thread
+    count; otherwise they agree to float rounding.
     """
 
-    def __init__(self, run: Run, request_id: int | None = None, *, wait: float = 60.0) -> None:
+    def __init__(self, run: Run, request_id: int | None = None, *, wait: float = 0.0,
+                 threads: int | None = 1) -> None:
         self.run = run
         self.request = find_request(run, request_id)
         self.request_id = int(self.request["request_id"])
@@ -224,6 +242,9 @@ class OracleBank:
         t = self.request.get("t")
         self.t = int(t) if t is not None and self.request.get("outcome") == "stitched" else None
         self.wait = float(wait)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"Expected argument `threads` to be an int >= 1 or None, but got {threads!r}")
+        self.threads = threads
         self.folder = verify_folder(run, self.request_id)
         self.trained_total = 0  # oracles trained by this object (tests read it)
 
@@ -324,16 +345,17 @@ class OracleBank:
             t0 = time.perf_counter()
             if missing:
                 start = self._start()
-                for s in progress(missing, desc=f"oracles for request {self.request_id}", total=len(missing)):
-                    t1 = time.perf_counter()
-                    final, after = self.train_oracle(s, start)
-                    finals[s] = final
-                    self._put(index, s, final)
-                    if after is not None and s != run_seed:
-                        afters[s] = after
-                        self._put(index, s, after, after=True)
-                    index["train_time_s"][str(s)] = time.perf_counter() - t1
-                    self._write_index(index)  # after every oracle: an interrupted build keeps what it did
+                with _torch_threads(self.threads):
+                    for s in progress(missing, desc=f"oracles for request {self.request_id}", total=len(missing)):
+                        t1 = time.perf_counter()
+                        final, after = self.train_oracle(s, start)
+                        finals[s] = final
+                        self._put(index, s, final)
+                        if after is not None and s != run_seed:
+                            afters[s] = after
+                            self._put(index, s, after, after=True)
+                        index["train_time_s"][str(s)] = time.perf_counter() - t1
+                        self._write_index(index)  # after every oracle: an interrupted build keeps what it did
             train_s = time.perf_counter() - t0
         return Oracles(
             request_id=self.request_id, d=self.d, t=self.t, run_seed=run_seed, exact_seed=run_seed, seeds=seeds,

@@ -58,7 +58,7 @@ from .canary import canary_verdict
 from .distance import ModelDistance, NoiseFloor, model_distance
 from .membership import UnlearningLiRA, model_confidences
 from .metrics import forgetting_quality, unlearning_epsilons
-from .oracles import OracleBank, Oracles, find_request
+from .oracles import OracleBank, Oracles, _torch_threads, find_request
 
 __all__ = ["Check", "VerificationReport", "verify_request"]
 
@@ -289,6 +289,9 @@ def _distance_check(datasets: Mapping[str, Any], candidate: nn.Module, exact: nn
                      ).compare_distances(cand, floor)
     gating = {("accuracy_gap", "test"), ("agreement", "test")}
     failed = [c for c in cmp.checks if not c.within and (c.metric, c.dataset) in gating]
+    notes = [f"{'parameter L2' if c.metric == 'parameter_l2' else c.dataset + ' ' + c.metric.replace('_', ' ')} "
+             f"{c.candidate:.4g} is outside the noise floor (bound {c.bound:.4g})"
+             for c in cmp.checks if not c.within and (c.metric, c.dataset) not in gating]
     identical = all(torch.equal(a, b) for a, b in zip(candidate.state_dict().values(), exact.state_dict().values())) \
         if list(candidate.state_dict()) == list(exact.state_dict()) else False
     summary = {name: {
@@ -309,7 +312,7 @@ def _distance_check(datasets: Mapping[str, Any], candidate: nn.Module, exact: nn
                          "oracles_mean": float(np.mean([f.parameter_l2 for f in floors
                                                         if f.parameter_l2 is not None] or [float("nan")])),
                          "oracles_max": floor.parameter_l2},
-        "identical_to_exact": identical,
+        "identical_to_exact": identical, "outside_floor_not_gating": notes,
         "checks": [dict(c.to_dict(), gates_verdict=(c.metric, c.dataset) in gating) for c in cmp.checks],
         "accuracy_tolerance": accuracy_tolerance, "agreement_slack": agreement_slack,
         "candidate": cand.to_dict(), "oracles": [f.to_dict() for f in floors],
@@ -380,23 +383,25 @@ def _model(run: Run, state: State) -> nn.Module:
 def verify_request(run: Run | str | Path, request_id: int | None = None, *, model: nn.Module | None = None,
                    oracles: int = 16, alpha: float = 0.01, accuracy_tolerance: float = 0.005,
                    agreement_slack: float = 0.0, canary_margin: float = 0.02, retain_size: int = 512,
-                   epsilon_delta: float = 0.01, wait: float = 0.0) -> VerificationReport:
+                   epsilon_delta: float = 0.01, wait: float = 0.0, threads: int | None = 1) -> VerificationReport:
     """Verify forget request ``request_id`` (``None``: the latest) of ``run`` (a :class:`Run` or a path).
 
     ``model`` is the model to verify; by default the run's current (unlearned) model. ``oracles`` is the
     number ``N >= 2`` of independent retrains beside the exact one (16 recommended; the membership test
-    needs 4 to be conclusive); they are trained once and cached in ``RUN/verify/``. See the module
-    docstring for the checks and the verdict rule. Bad input raises a :class:`~obliviate.errors.UsageError`.
+    needs 4 to be conclusive); they are trained once and cached in ``RUN/verify/``. ``threads``: torch
+    threads while training and evaluating (restored afterwards; see :class:`OracleBank`). ``wait``: seconds
+    to wait for another process writing the run. See the module docstring for the checks and the verdict
+    rule. Bad input raises a :class:`~obliviate.errors.UsageError`.
 
     >>> import tempfile
     >>> from obliviate.training import RunConfig, train_run
     >>> from obliviate.unlearning import forget
-    >>> run = train_run(RunConfig.from_dict({"training": {"blocks": 3, "epochs_per_block": 1}}),
+    >>> run = train_run(RunConfig.from_dict({"training": {"blocks": 2, "epochs_per_block": 1}}),
     ...                 tempfile.mkdtemp() + "/r")
-    >>> _ = forget(run, [int(run.block_ids(3)[0])])
+    >>> _ = forget(run, [int(run.block_ids(2)[0])], method="exact")
     >>> report = verify_request(run, 1, oracles=4)
-    >>> report.verdict in ("pass", "fail"), sorted(report.checks)
-    (True, ['canary', 'distance', 'membership'])
+    >>> report.verdict in ("pass", "fail"), sorted(report.checks), report.oracles["retrained_blocks"]
+    (True, ['canary', 'distance', 'membership'], '2..2')
     """
     t0 = time.perf_counter()
     if isinstance(oracles, bool) or not isinstance(oracles, (int, np.integer)) or oracles < 2:
@@ -407,14 +412,16 @@ def verify_request(run: Run | str | Path, request_id: int | None = None, *, mode
     if model is not None and not isinstance(model, nn.Module):
         raise ConfigError(f"Expected `model` to be an nn.Module (or None for the run's current model), but got "
                           f"{type(model).__name__}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"Expected argument `threads` to be an int >= 1 or None, but got {threads!r}")
     if not isinstance(retain_size, int) or retain_size < 1:
         raise ConfigError(f"Expected argument `retain_size` to be an int >= 1, but got {retain_size!r}")
     if not isinstance(run, Run):
         run = open_run(run)
-    with run.store.lock(exclusive=False, timeout=wait):
+    with run.store.lock(exclusive=False, timeout=wait), _torch_threads(threads):
         run.store.reload()
         request = find_request(run, request_id)
-        bank = OracleBank(run, int(request["request_id"]), wait=wait)
+        bank = OracleBank(run, int(request["request_id"]), wait=wait, threads=threads)
         bank_out = bank.get(int(oracles))
         candidate = model if model is not None else run.final_model()
         was_training = candidate.training
