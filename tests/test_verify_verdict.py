@@ -113,3 +113,15 @@ def test_bad_arguments(tiny_run):
         verify_request(tiny_run, 1, model="not a model")
     with pytest.raises(ConfigError, match="threads"):
         verify_request(tiny_run, 1, threads=0)
+
+
+def test_epsilon_replays_a_stitch_under_the_oracle_seeds(tiny_run):
+    result = forget(tiny_run, [int(tiny_run.block_ids(2)[5])])  # DeepObliviate on the tiny run
+    report = verify_request(tiny_run, 1, oracles=4)
+    e = report.epsilon
+    assert e["available"] and e["replicas"] == 2 and e["retrained"] == 2
+    assert len(e["per_example"]["unlearned"]) == 1
+    if result.outcome == "stitched":
+        assert "stitch replayed" in e["replicas_are"] and f"blocks {result.t + 1}..5" in e["replicas_are"]
+        assert report.oracles["retrained_blocks"] == "2..5"
+    assert report.verdict in ("pass", "fail") and report.checks["canary"].status == "skipped"

@@ -17,22 +17,18 @@ from .._logging import set_progress
 from ..errors import CheckFailed, UsageError
 
 # module name under obliviate.cli, in the order `obliviate --help` lists them
-COMMAND_MODULES = ["demo", "train", "inspect_cmd", "forget", "verify", "audit", "bench"]
+COMMAND_MODULES = ["demo", "train", "inspect_cmd", "forget", "verify", "audit"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="obliviate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="obliviate", description=(
+        "Forget training data fast and provably (DeepObliviate), verify it, and audit models against "
+        "the classic threats to deep learning. Exit codes: 0 ok, 1 a check failed, 2 bad usage or input."))
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{name}":
-                continue  # command not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 

@@ -47,7 +47,7 @@ def _print_report(d: dict[str, Any]) -> None:
           f"from cache {o['reused_from_cache']} ({o['train_time_s']:.1f} s)")
     checks = d["checks"]
     c = checks["canary"]
-    print(f"\n[canary] {c['status'].upper()}: {' '.join(c['reasons'])}")
+    print(f"\n[canary] {c['status'].upper()}: {'; '.join(c['reasons'])}")
     if c["status"] != "skipped":
         n = c["numbers"]
         print(format_table(["model", "attack success"],
@@ -59,7 +59,7 @@ def _print_report(d: dict[str, Any]) -> None:
               f"deletion confidence {_f(n['deletion_confidence'])}, power {_f(n['power'])}")
     m = checks["membership"]
     n = m["numbers"]
-    print(f"\n[membership] {m['status'].upper()}: {' '.join(m['reasons'])}")
+    print(f"\n[membership] {m['status'].upper()}: {'; '.join(m['reasons'])}")
     print(format_table(["U-LiRA", "value"],
                        [["forgotten samples / oracles", f"{n['n_forgotten']} / {n['n_oracles']}"],
                         ["AUC (one-sided; two-sided)", f"{_f(n.get('auc'))}; {_f(n.get('auc_two_sided'))}"],
@@ -71,7 +71,7 @@ def _print_report(d: dict[str, Any]) -> None:
                         ["smallest Holm-adjusted p", _f(n["min_p_holm"])],
                         ["samples rejected", n["n_rejected"]]]))
     dist = checks["distance"]
-    print(f"\n[distance] {dist['status'].upper()}: {' '.join(dist['reasons'])}")
+    print(f"\n[distance] {dist['status'].upper()}: {'; '.join(dist['reasons'])}")
     rows = []
     for name, s in dist["numbers"]["per_dataset"].items():
         rows.append([name, s["accuracy"]["unlearned"], s["accuracy"]["exact"],

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..data.base import IndexedDataset
-from ..data.triggers import PatchTrigger
+from ..data.triggers import PatchTrigger, plant_backdoor
 from ..errors import ConfigError
 from .membership import model_confidences
 
@@ -68,12 +68,7 @@ class Canary:
         """A copy of ``dataset`` where the samples with these ``ids`` carry the trigger and the target label;
         every other sample is left exactly as it was. Unknown ids raise ``RequestError``."""
         self._check_classes(dataset)
-        pos = dataset.positions(ids)
-        x, y = dataset.x.clone(), dataset.y.clone()
-        if pos.numel():
-            x[pos] = self.trigger.apply(dataset.x[pos]).to(x.dtype)
-            y[pos] = self.target
-        return dataset.with_data(x, y)
+        return plant_backdoor(dataset, ids, self.trigger, self.target)
 
     def triggered(self, test_dataset: IndexedDataset) -> IndexedDataset:
         """The test samples whose true label is not the target, stamped with the trigger (labels kept true)."""

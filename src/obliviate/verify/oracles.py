@@ -317,7 +317,9 @@ class OracleBank:
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         prune_stale(run)
         self.folder.mkdir(parents=True, exist_ok=True)
-        with run.store.lock(exclusive=False, timeout=self.wait), file_lock(self.folder.parent / f".request-{self.request_id}.lock", exclusive=True, timeout=self.wait):
+        bank_lock = file_lock(self.folder.parent / f".request-{self.request_id}.lock", exclusive=True,
+                              timeout=self.wait)
+        with run.store.lock(exclusive=False, timeout=self.wait), bank_lock:
             index = _read_index(self.folder)
             if index is None or index.get("key") != key:
                 if index is not None or any(self.folder.glob("*.safetensors")):

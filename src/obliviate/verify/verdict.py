@@ -407,7 +407,7 @@ def verify_request(run: Run | str | Path, request_id: int | None = None, *, mode
     if isinstance(oracles, bool) or not isinstance(oracles, (int, np.integer)) or oracles < 2:
         raise ConfigError(f"Expected the number of oracles to be an int >= 2 (16 recommended; 4 or more for a "
                           f"conclusive membership test), but got {oracles!r}")
-    if not 0.0 < alpha < 1.0:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < alpha < 1.0:
         raise ConfigError(f"Expected argument `alpha` to be a float in (0, 1), but got {alpha!r}")
     if model is not None and not isinstance(model, nn.Module):
         raise ConfigError(f"Expected `model` to be an nn.Module (or None for the run's current model), but got "
@@ -423,24 +423,20 @@ def verify_request(run: Run | str | Path, request_id: int | None = None, *, mode
         request = find_request(run, request_id)
         bank = OracleBank(run, int(request["request_id"]), wait=wait, threads=threads)
         bank_out = bank.get(int(oracles))
+        # every helper evaluates in eval mode and restores the model's own mode afterwards
         candidate = model if model is not None else run.final_model()
-        was_training = candidate.training
-        candidate.eval()
-        try:
-            exact = bank_out.exact_model(run)
-            oracle_models = bank_out.models(run)
-            forget_set = run.train.select(torch.tensor(request["ids_deleted"], dtype=torch.int64))
-            datasets = {"forget": forget_set, "retain": _retain_set(run, request, retain_size), "test": run.test}
-            checks = {
-                "canary": _canary_check(run, request, candidate, exact, oracle_models, alpha=alpha,
-                                        margin=canary_margin),
-                "membership": _membership_check(forget_set, candidate, oracle_models, alpha=alpha),
-                "distance": _distance_check(datasets, candidate, exact, oracle_models,
-                                            accuracy_tolerance=accuracy_tolerance, agreement_slack=agreement_slack),
-            }
-            epsilon = _epsilon(run, bank_out, forget_set, model is None, epsilon_delta)
-        finally:
-            candidate.train(was_training)
+        exact = bank_out.exact_model(run)
+        oracle_models = bank_out.models(run)
+        forget_set = run.train.select(torch.tensor(request["ids_deleted"], dtype=torch.int64))
+        datasets = {"forget": forget_set, "retain": _retain_set(run, request, retain_size), "test": run.test}
+        checks = {
+            "canary": _canary_check(run, request, candidate, exact, oracle_models, alpha=alpha,
+                                    margin=canary_margin),
+            "membership": _membership_check(forget_set, candidate, oracle_models, alpha=alpha),
+            "distance": _distance_check(datasets, candidate, exact, oracle_models,
+                                        accuracy_tolerance=accuracy_tolerance, agreement_slack=agreement_slack),
+        }
+        epsilon = _epsilon(run, bank_out, forget_set, model is None, epsilon_delta)
     reasons = [f"{name}: {r}" for name, c in checks.items() if c.status == "fail" for r in c.reasons]
     conclusive = [n for n in ("canary", "membership") if checks[n].status == "pass"]
     if not reasons and not conclusive:
