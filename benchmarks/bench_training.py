@@ -26,26 +26,34 @@ Two measurements, one run, one JSON (``--out``):
    :func:`train_block` for k = 1..B with the model and optimizer state carried over, continuing from the
    chain's reconstruction ``previous + (current - previous)`` exactly as ``train_run`` does, then the
    final evaluation on the validation and test sets). Both produce bit-identical models; the benchmark
-   checks it. Repetitions are interleaved (recorded, unrecorded, recorded, ...); the JSON records every
-   time, the medians and the ratio recorded / unrecorded, end to end (the whole call) and for the block
-   loop alone. One extra recorded run is profiled with cProfile, the training thread and the writer
-   thread separately, and its time is grouped by cause (training, state clone, optimizer flatten,
-   safetensors serialisation, sha256, file writes, fsync, manifest JSON, waiting on the writer).
+   checks it. A third variant, ``recorded_no_fsync`` (the store created with ``durable=False`` by a
+   patch in this process only), is a diagnosis, not a product setting. Repetitions are interleaved
+   (recorded, unrecorded, recorded_no_fsync, recorded, ...); the JSON records every wall time, the
+   process and training-thread CPU times, the medians and the ratio recorded / unrecorded, end to end
+   (the whole call) and for the block loop alone. One extra recorded run is profiled with cProfile, the
+   training thread and the writer thread separately, and its time is grouped by cause (training, chain
+   arithmetic, optimizer flatten, safetensors serialisation, sha256, file writes, fsync, manifest JSON,
+   waiting on the writer); the writer's work is then redone piece by piece without the profiler.
 
     python benchmarks/bench_training.py [--out benchmarks/results/training.json] [--threads 1]
     python benchmarks/bench_training.py --quick --out /tmp/smoke.json    # seconds; digits only
 
 Threads: ``--threads 1`` by default (torch.set_num_threads(1)); on the shared 2-core machine two torch
-threads fought the other jobs and ran 10x slower.
+threads fought the other jobs and one run took 10x longer. The accuracy runs go two at a time
+(``--jobs 2``, separate processes, one torch thread each: two cores in all); accuracy does not depend on
+it (one thread per process, deterministic). The overhead section always runs alone, in one process.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
 import cProfile
 import datetime
 import io
 import json
+import multiprocessing
 import os
 import platform
 import pstats
@@ -54,7 +62,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -63,6 +71,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from obliviate.data import DatasetSplits, load_dataset  # noqa: E402
 from obliviate.models import build_model  # noqa: E402
+from obliviate.store import RunStore  # noqa: E402
 from obliviate.training import RunConfig, make_optimizer, partition_ids, train_block, train_run  # noqa: E402
 from obliviate.training import recording as _recording  # noqa: E402
 from obliviate.training.block import evaluate  # noqa: E402
@@ -132,49 +141,79 @@ def accuracy_run(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]:
             "test_loss": round(float(m["test_loss"]), 4), "wall_s": round(wall, 2)}
 
 
-def accuracy_row(group: str, name: str, dataset: str, model: str, splits: DatasetSplits,
-                 training: dict[str, Any], seeds: list[int], validation_fraction: float) -> dict[str, Any]:
-    runs = []
-    for seed in seeds:
-        cfg = make_config(dataset, model, {**training, "seed": seed}, validation_fraction=validation_fraction)
-        runs.append(accuracy_run(cfg, splits))
-        print(f"  [{group}] {name:38s} B={training['blocks']:<3d} E={training['epochs_per_block']:<2d} "
-              f"seed {seed}: test {runs[-1]['test_accuracy']:.4f} ({runs[-1]['wall_s']:.1f}s)", file=sys.stderr)
+_WORKER_SPLITS: dict[str, DatasetSplits] = {}
+
+
+def _worker_init(threads: int) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _worker_run(config: dict[str, Any]) -> dict[str, Any]:
+    """One accuracy run in a worker process (loads its own copy of the data once)."""
+    name = config["data"]["name"]
+    if name not in _WORKER_SPLITS:
+        _WORKER_SPLITS[name] = load_dataset(name)
+    return accuracy_run(RunConfig.from_dict(config), _WORKER_SPLITS[name])
+
+
+def _row(group: str, name: str, training: dict[str, Any], validation_fraction: float, n_available: int,
+         runs: list[dict[str, Any]]) -> dict[str, Any]:
     accs = [r["test_accuracy"] for r in runs]
     return {"group": group, "name": name, "blocks": training["blocks"],
             "epochs_per_block": training["epochs_per_block"], "validation_fraction": validation_fraction,
-            "n_train": len(splits.train) - round(len(splits.train) * validation_fraction),
+            "n_train": n_available - round(n_available * validation_fraction),
             "training": {k: v for k, v in training.items() if k != "seed"},
             "runs": runs, "mean_test_accuracy": round(statistics.fmean(accs), 4),
             "min_test_accuracy": min(accs), "max_test_accuracy": max(accs)}
 
 
-def accuracy_section(quick: bool, splits: DatasetSplits, dataset: str, model: str) -> dict[str, Any]:
-    rows: list[dict[str, Any]] = []
+def accuracy_section(quick: bool, splits: DatasetSplits, dataset: str, model: str, *, jobs: int,
+                     threads: int) -> dict[str, Any]:
     if quick:
         epochs, seeds, recipe_seeds, sweep = {1: 1, 4: 1}, [0, 1], [0], SWEEP[:1]
     else:
         epochs, seeds, recipe_seeds, sweep = EPOCHS, [0, 1], [0, 1], SWEEP
     sweep_blocks = max(epochs)
+    plan: list[tuple[str, str, dict[str, Any], list[int], float]] = []
     for b, e in epochs.items():
-        rows.append(accuracy_row("reproduction", f"B = {b}", dataset, model, splits,
-                                 training_settings(REPRO, b, e, 0), seeds, 0.0))
+        plan.append(("reproduction", f"B = {b}", training_settings(REPRO, b, e, 0), seeds, 0.0))
     for name, change in sweep:  # the baseline is the reproduction's row at the same B (seed 0)
-        e = epochs[sweep_blocks]
-        rows.append(accuracy_row("sweep", name, dataset, model, splits,
-                                 training_settings(REPRO, sweep_blocks, e, 0, change), [0], 0.0))
+        plan.append(("sweep", name, training_settings(REPRO, sweep_blocks, epochs[sweep_blocks], 0, change),
+                     [0], 0.0))
     for vf in (0.0, 0.1):
         for b, e in epochs.items():
             name = f"recipe, B = {b}" + (f", {vf:.0%} held out" if vf else "")
-            rows.append(accuracy_row("recipe", name, dataset, model, splits,
-                                     training_settings(RECIPE, b, e, 0), recipe_seeds, vf))
+            plan.append(("recipe", name, training_settings(RECIPE, b, e, 0), recipe_seeds, vf))
+    tasks = [(i, make_config(dataset, model, {**training, "seed": seed}, validation_fraction=vf).to_dict())
+             for i, (_g, _n, training, row_seeds, vf) in enumerate(plan) for seed in row_seeds]
+    results: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(plan))}
+
+    def report(i: int, res: dict[str, Any]) -> None:
+        group, name, training = plan[i][:3]
+        results[i].append(res)
+        print(f"  [{group}] {name:32s} B={training['blocks']:<3d} E={training['epochs_per_block']:<2d} "
+              f"seed {res['seed']}: test {res['test_accuracy']:.4f} ({res['wall_s']:.1f}s)", file=sys.stderr)
+
+    if jobs > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                                                    initargs=(threads,)) as pool:
+            futures = {pool.submit(_worker_run, cfg): i for i, cfg in tasks}
+            for fut in concurrent.futures.as_completed(futures):
+                report(futures[fut], fut.result())
+    else:
+        for i, cfg in tasks:
+            report(i, accuracy_run(RunConfig.from_dict(cfg), splits))
+    rows = [_row(group, name, training, vf, len(splits.train), sorted(results[i], key=lambda r: r["seed"]))
+            for i, (group, name, training, _seeds, vf) in enumerate(plan)]
     by_b = {r["blocks"]: r for r in rows if r["group"] == "reproduction"}
     ordinary = by_b[min(by_b)]["mean_test_accuracy"]
     recipe0 = {r["blocks"]: r for r in rows if r["group"] == "recipe" and r["validation_fraction"] == 0.0}
     return {
         "data": splits.source, "dataset": dataset, "model": model,
         "n_train_available": len(splits.train), "n_test": len(splits.test),
-        "reproduction_settings": REPRO, "recipe_settings": RECIPE,
+        "reproduction_settings": REPRO, "recipe_settings": RECIPE, "parallel_processes": jobs,
         "epochs_per_block": {str(b): e for b, e in epochs.items()},
         "issue_table": None if quick else {str(b): a for b, a in ISSUE_TABLE.items()},
         "rows": rows,
@@ -192,20 +231,45 @@ def accuracy_section(quick: bool, splits: DatasetSplits, dataset: str, model: st
 # ----------------------------------------------------------------------------------------------------
 # 2. recording overhead
 # ----------------------------------------------------------------------------------------------------
-def recorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]:
+@contextlib.contextmanager
+def _store_without_fsync() -> Iterator[None]:
+    """Diagnosis only, in this process: every run store is created with ``durable=False`` (no fsync)."""
+    original = RunStore.__dict__["create"]
+
+    def create(cls: type, root: Any, manifest: dict[str, Any], *, durable: bool = True) -> RunStore:
+        return original.__func__(cls, root, manifest, durable=False)  # type: ignore[no-any-return]
+
+    RunStore.create = classmethod(create)  # type: ignore[assignment,method-assign]
+    try:
+        yield
+    finally:
+        RunStore.create = original  # type: ignore[method-assign]
+
+
+def _clocks() -> tuple[float, float, float]:
+    return time.perf_counter(), time.process_time(), time.thread_time()
+
+
+def _since(start: tuple[float, float, float]) -> dict[str, float]:
+    wall, proc, thread = (b - a for a, b in zip(start, _clocks()))
+    return {"wall_s": wall, "cpu_process_s": proc, "cpu_training_thread_s": thread}
+
+
+def recorded(config: RunConfig, splits: DatasetSplits, *, durable: bool = True) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
-        t0 = time.perf_counter()
-        run = train_run(config, Path(tmp) / "run", splits=splits)
-        wall = time.perf_counter() - t0
+        with contextlib.nullcontext() if durable else _store_without_fsync():
+            start = _clocks()
+            run = train_run(config, Path(tmp) / "run", splits=splits)
+            out = _since(start)
         state = {k: v.clone() for k, v in run.final_model().state_dict().items()}
-        return {"wall_s": wall, "loop_s": run.manifest["timing"]["train_wall_s"],
+        return {**out, "loop_s": run.manifest["timing"]["train_wall_s"],
                 "test_accuracy": run.manifest["metrics"]["test_accuracy"],
                 "store_bytes": run.store.storage_bytes(), "state": state}
 
 
 def unrecorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]:
     """``train_run`` without the store: the library's block loop, same partition, same chain semantics."""
-    t0 = time.perf_counter()
+    start = _clocks()
     t = config.training
     data = prepare_data(config, splits)
     blocks = partition_ids(data.train.ids.numpy(), data.train.y.numpy(), t.blocks, strategy=t.partition,
@@ -226,8 +290,7 @@ def unrecorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]:
     loop = time.perf_counter() - t_loop
     evaluate(model, data.validation.x, data.validation.y)
     acc, _ = evaluate(model, data.test.x, data.test.y)
-    wall = time.perf_counter() - t0
-    return {"wall_s": wall, "loop_s": loop, "test_accuracy": acc,
+    return {**_since(start), "loop_s": loop, "test_accuracy": acc,
             "state": {k: v.clone() for k, v in model.state_dict().items()}}
 
 
@@ -362,46 +425,64 @@ def writer_work_unprofiled(store: Any, manifest: dict[str, Any], tmp: Path) -> d
     return out
 
 
+_KEYS = ("wall_s", "loop_s", "cpu_process_s", "cpu_training_thread_s")
+
+
 def overhead_case(name: str, config: RunConfig, splits: DatasetSplits, repeats: int, *,
                   warmup: bool, profile: bool) -> dict[str, Any]:
     print(f"  [overhead] {name}: {repeats} interleaved repetitions", file=sys.stderr)
+    variants = {"recorded": lambda: recorded(config, splits),
+                "unrecorded": lambda: unrecorded(config, splits),
+                "recorded_no_fsync": lambda: recorded(config, splits, durable=False)}
     if warmup:
-        recorded(config, splits)
-        unrecorded(config, splits)
-    times: dict[str, list[dict[str, float]]] = {"recorded": [], "unrecorded": []}
+        for fn in variants.values():
+            fn()
+    times: dict[str, list[dict[str, float]]] = {label: [] for label in variants}
     identical = True
-    acc = {}
+    acc: dict[str, float] = {}
+    store_bytes = 0
     for r in range(repeats):
-        rec = recorded(config, splits)
-        unr = unrecorded(config, splits)
-        identical &= all(torch.equal(rec["state"][k], unr["state"][k]) for k in rec["state"])
-        for label, res in (("recorded", rec), ("unrecorded", unr)):
-            times[label].append({"wall_s": round(res["wall_s"], 4), "loop_s": round(res["loop_s"], 4)})
-            acc[label] = round(float(res["test_accuracy"]), 4)
-        print(f"    rep {r}: recorded {rec['wall_s']:.2f}s (loop {rec['loop_s']:.2f}s), unrecorded "
-              f"{unr['wall_s']:.2f}s (loop {unr['loop_s']:.2f}s)", file=sys.stderr)
-    med = {label: {key: round(statistics.median(t[key] for t in ts), 4) for key in ("wall_s", "loop_s")}
+        res = {label: fn() for label, fn in variants.items()}  # in order: recorded, unrecorded, no fsync
+        ref = res["unrecorded"]["state"]
+        identical &= all(torch.equal(v["state"][k], ref[k]) for v in res.values() for k in ref)
+        store_bytes = res["recorded"]["store_bytes"]
+        for label, v in res.items():
+            times[label].append({key: round(v[key], 4) for key in _KEYS})
+            acc[label] = round(float(v["test_accuracy"]), 4)
+        print(f"    rep {r}: " + ", ".join(f"{label} {v['wall_s']:.2f}s (loop {v['loop_s']:.2f}s, cpu "
+                                           f"{v['cpu_process_s']:.2f}s)" for label, v in res.items()),
+              file=sys.stderr)
+    med = {label: {key: round(statistics.median(t[key] for t in ts), 4) for key in _KEYS}
            for label, ts in times.items()}
-    low = {label: {key: round(min(t[key] for t in ts), 4) for key in ("wall_s", "loop_s")}
-           for label, ts in times.items()}
-    ratio = round(med["recorded"]["wall_s"] / med["unrecorded"]["wall_s"], 4)
-    ratio_loop = round(med["recorded"]["loop_s"] / med["unrecorded"]["loop_s"], 4)
+    low = {label: {key: round(min(t[key] for t in ts), 4) for key in _KEYS} for label, ts in times.items()}
+
+    def over(label: str, key: str = "wall_s", stat: dict[str, Any] = med) -> float:
+        return round(stat[label][key] / stat["unrecorded"][key], 4)
+
+    ratio = over("recorded")
     paired = [round(a["wall_s"] / b["wall_s"], 4) for a, b in zip(times["recorded"], times["unrecorded"])]
     t = config.training
     out: dict[str, Any] = {
         "name": name, "dataset": config.data.name, "model": config.model.name, "blocks": t.blocks,
-        "epochs_per_block": t.epochs_per_block, "training": {k: v for k, v in config.to_dict()["training"].items()},
+        "epochs_per_block": t.epochs_per_block, "training": dict(config.to_dict()["training"]),
         "validation_fraction": config.data.validation_fraction, "snapshot_every": config.store.snapshot_every,
-        "repeats": repeats, "order": "recorded, unrecorded, recorded, unrecorded, ...",
+        "repeats": repeats,
+        "order": "recorded, unrecorded, recorded_no_fsync, recorded, unrecorded, ... (recorded_no_fsync: the "
+                 "same recorded run with the store's fsync switched off, a diagnosis, not a product setting)",
         "times": times, "median": med, "min": low,
-        "ratio": ratio, "ratio_loop_only": ratio_loop,
-        "ratio_of_minimums": round(low["recorded"]["wall_s"] / low["unrecorded"]["wall_s"], 4), "paired_ratios": paired,
-        "paired_ratio_median": round(statistics.median(paired), 4),
+        "ratio": ratio, "ratio_loop_only": over("recorded", "loop_s"),
+        "ratio_of_minimums": over("recorded", stat=low),
+        "paired_ratios": paired, "paired_ratio_median": round(statistics.median(paired), 4),
+        "ratio_no_fsync": over("recorded_no_fsync"),
+        "ratio_cpu_process": over("recorded", "cpu_process_s"),
+        "ratio_cpu_training_thread": over("recorded", "cpu_training_thread_s"),
         "target": 1.10, "meets_target": ratio <= 1.10,
-        "identical_models": bool(identical), "test_accuracy": acc, "store_bytes": rec["store_bytes"],
+        "identical_models": bool(identical), "test_accuracy": acc, "store_bytes": store_bytes,
     }
     print(f"    median recorded {med['recorded']['wall_s']:.2f}s, unrecorded {med['unrecorded']['wall_s']:.2f}s, "
-          f"ratio {ratio:.3f} (loop only {ratio_loop:.3f}); identical models: {identical}", file=sys.stderr)
+          f"no fsync {med['recorded_no_fsync']['wall_s']:.2f}s: ratio {ratio:.3f} (loop only "
+          f"{out['ratio_loop_only']:.3f}, no fsync {out['ratio_no_fsync']:.3f}, process cpu "
+          f"{out['ratio_cpu_process']:.3f}); identical models: {identical}", file=sys.stderr)
     if profile:
         out["profile"] = profile_recorded(config, splits)
     return out
@@ -442,13 +523,16 @@ def render_markdown(result: dict[str, Any]) -> str:
         seeds = {run["seed"]: run["test_accuracy"] for run in r["runs"]}
         lines.append(f"| {r['group']} | {r['name']} | {r['blocks']} | {r['epochs_per_block']} | {r['n_train']} | "
                      f"{_pct(seeds.get(0))} | {_pct(seeds.get(1))} | {_pct(r['mean_test_accuracy'])} |")
-    lines += ["", "| case | recorded (median) | unrecorded (median) | ratio | loop-only ratio | paired ratios | "
-                  "identical models |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "| case | recorded | unrecorded | ratio | loop-only ratio | paired ratios | "
+                  "no fsync (diagnosis) | ratio no fsync | process CPU ratio | identical models |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for c in result["overhead"]["cases"]:
         m = c["median"]
         lines.append(f"| {c['name']} | {m['recorded']['wall_s']:.2f} s | {m['unrecorded']['wall_s']:.2f} s | "
                      f"{c['ratio']:.3f} | {c['ratio_loop_only']:.3f} | "
-                     f"{', '.join(f'{p:.3f}' for p in c['paired_ratios'])} | {c['identical_models']} |")
+                     f"{', '.join(f'{p:.3f}' for p in c['paired_ratios'])} | "
+                     f"{m['recorded_no_fsync']['wall_s']:.2f} s | {c['ratio_no_fsync']:.3f} | "
+                     f"{c['ratio_cpu_process']:.3f} | {c['identical_models']} |")
     return "\n".join(lines)
 
 
@@ -461,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads (default 1: steadiest on a shared 2-core machine; 0 = torch's default)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repetitions per overhead case "
                         "(default 5; 2 with --quick)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="accuracy runs in parallel processes, each with --threads torch threads (default 2; "
+                             "1 with --quick). The overhead section always runs alone, in this process")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
     args = parser.parse_args(argv)
@@ -488,7 +575,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_accuracy:
         print("accuracy", file=sys.stderr)
         t0 = time.perf_counter()
-        result["accuracy"] = accuracy_section(args.quick, splits, dataset, model)
+        jobs = args.jobs if args.jobs is not None else (1 if args.quick else 2)
+        result["accuracy"] = accuracy_section(args.quick, splits, dataset, model, jobs=jobs, threads=args.threads)
         result["accuracy"]["section_wall_s"] = round(time.perf_counter() - t0, 1)
     if not args.skip_overhead:
         print("recording overhead", file=sys.stderr)

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, run_cli, store_files
+from tests._helpers import REPO, run_cli, store_files
 from obliviate.training import open_run
 
 

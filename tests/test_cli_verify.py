@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import run_cli, store_files, tiny_config
+from tests._helpers import run_cli, store_files, tiny_config
 from obliviate.api import load_models_for_audit
 from obliviate.cli import main
 from obliviate.training import Run, open_run, train_run

@@ -1,6 +1,6 @@
 import torch
 
-from conftest import tiny_config
+from tests._helpers import tiny_config
 from obliviate.training import RunConfig, open_run, replay_block, state_after, train_run
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import store_files, tiny_config
+from tests._helpers import store_files, tiny_config
 from obliviate.errors import RequestError, UnknownNameError
 from obliviate.models import build_model
 from obliviate.training import make_optimizer, train_block, train_run
