@@ -80,7 +80,8 @@ def run_model(run: Run, state) -> torch.nn.Module:
     return model
 
 
-def bench_setting(name: str, blocks: int, positions: int, root: Path, rng: np.random.Generator) -> dict:
+def bench_setting(name: str, blocks: int, positions: int, root: Path, rng: np.random.Generator,
+                  kinds: tuple[str, ...] = ("sample", "user10")) -> dict:
     cfg = config_for(name, blocks)
     t0 = time.perf_counter()
     base = train_run(cfg, root / f"{name}-{blocks}")
@@ -107,6 +108,8 @@ def bench_setting(name: str, blocks: int, positions: int, root: Path, rng: np.ra
     record["noise_floor"] = {"agreement": float((p0 == p1).float().mean()), "acc_gap": abs(acc(p0) - acc(p1))}
     rows = []
     for kind, size in (("sample", 1), ("user10", 10)):
+        if kind not in kinds:
+            continue
         for _ in range(positions):
             k = int(rng.integers(1, blocks + 1))
             members = [i for i in base.block_ids(k).tolist() if i not in canary]
@@ -205,6 +208,7 @@ def main(argv=None) -> int:
                     choices=sorted(SETTINGS))
     ap.add_argument("--blocks", nargs="+", type=int, default=[20, 50, 100])
     ap.add_argument("--positions", type=int, default=10)
+    ap.add_argument("--kinds", nargs="+", default=["sample", "user10"], choices=["sample", "user10"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-sisa", action="store_true")
@@ -223,7 +227,7 @@ def main(argv=None) -> int:
         for name in args.datasets:
             for blocks in args.blocks:
                 print(f"[bench] {name} B={blocks}", file=sys.stderr, flush=True)
-                rec = bench_setting(name, blocks, args.positions, root, rng)
+                rec = bench_setting(name, blocks, args.positions, root, rng, tuple(args.kinds))
                 results["settings"].append(rec)
                 print(json.dumps({"dataset": name, "blocks": blocks, **rec["summary"],
                                   "floor": rec["noise_floor"]}), file=sys.stderr, flush=True)

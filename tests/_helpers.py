@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +19,16 @@ def tiny_config(**sections) -> RunConfig:
     return base.replace(**sections) if sections else base
 
 
-def run_cli(*args, env=None, timeout=300):
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for CLI subprocesses: one compute thread each (tests run many small processes,
+    and on a shared 2-core machine two threads per process thrash), plus ``extra``."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
+
+
+def run_cli(*args, env=None, timeout=600):
     """Run ``obliviate ARGS`` in a real subprocess; returns the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "obliviate", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=REPO)
+                          env=env or cli_env(), timeout=timeout, cwd=REPO)
 
 
 def store_files(path):

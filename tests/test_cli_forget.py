@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from tests._helpers import REPO, run_cli, store_files
+from tests._helpers import REPO, cli_env, run_cli, store_files
 from obliviate.training import open_run
 
 
@@ -52,12 +52,12 @@ def test_sigkill_during_forget_leaves_old_or_new_chain_and_rerun_completes(tiny_
     old_chain = [b["update"]["sha256"] for b in tiny_run.manifest["blocks"]]
     args = [sys.executable, "-m", "obliviate", "forget", str(tiny_run.path), "--ids", str(ids), "--method", "exact"]
     if point == "timed":  # kill from outside while blocks are retraining
-        proc = subprocess.Popen(args, cwd=REPO, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(args, cwd=REPO, env=cli_env(), stderr=subprocess.DEVNULL)
         time.sleep(1.5)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     else:
-        proc = subprocess.run(args, cwd=REPO, env={**os.environ, "OBLIVIATE_CRASH_AT": point}, capture_output=True)
+        proc = subprocess.run(args, cwd=REPO, env=cli_env(OBLIVIATE_CRASH_AT=point), capture_output=True)
         assert proc.returncode == -signal.SIGKILL
     report = json.loads(run_cli("inspect", tiny_run.path, "--json").stdout)
     assert report["consistent"], report["problems"]
@@ -79,7 +79,7 @@ def test_two_forgets_at_once_second_fails_cleanly(tiny_run, tmp_path):
     a = _ids(tmp_path, [int(tiny_run.block_ids(1)[0])], "a.txt")
     b = _ids(tmp_path, [int(tiny_run.block_ids(1)[1])], "b.txt")
     # the first holds the lock for a while (a test hook pauses it right after locking)
-    env = {**os.environ, "OBLIVIATE_PAUSE_AT": "forget:locked", "OBLIVIATE_PAUSE_S": "30"}
+    env = cli_env(OBLIVIATE_PAUSE_AT="forget:locked", OBLIVIATE_PAUSE_S="30")
     first = subprocess.Popen([sys.executable, "-m", "obliviate", "forget", str(tiny_run.path), "--ids", str(a),
                               "--method", "exact"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
     lock = tiny_run.path / ".lock"

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from tests._helpers import REPO, run_cli, store_files
+from tests._helpers import REPO, cli_env, run_cli, store_files
 from obliviate.training import open_run
 
 
@@ -108,14 +108,14 @@ def test_sigkill_mid_training_leaves_a_consistent_store_and_resume_matches(tmp_p
     ref = tmp_path / "ref"
     assert run_cli("train", cfg, "--out", ref).returncode == 0
     out = tmp_path / "run"
-    env = dict(os.environ)
+    env = cli_env()
     if point:
         env["OBLIVIATE_CRASH_AT"] = point
         proc = run_cli("train", cfg, "--out", out, env=env)
         assert proc.returncode == -signal.SIGKILL
     else:  # kill from outside at an arbitrary moment once some blocks are stored
         proc = subprocess.Popen([sys.executable, "-m", "obliviate", "train", str(cfg), "--out", str(out)],
-                                cwd=REPO, stderr=subprocess.DEVNULL)
+                                cwd=REPO, env=cli_env(), stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
         while time.time() < deadline:
             m = out / "manifest.json"
