@@ -39,7 +39,7 @@ Two measurements, one run, one JSON (``--out``):
     python benchmarks/bench_training.py --quick --out /tmp/smoke.json    # seconds; digits only
 
 Threads: ``--threads 1`` by default (torch.set_num_threads(1)); on the shared 2-core machine two torch
-threads fought the other jobs and one run took 10x longer. The accuracy runs go two at a time
+threads fought the other jobs and one trial run took many times longer. The accuracy runs go two at a time
 (``--jobs 2``, separate processes, one torch thread each: two cores in all); accuracy does not depend on
 it (one thread per process, deterministic). The overhead section always runs alone, in one process.
 """

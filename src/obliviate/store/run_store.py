@@ -152,7 +152,7 @@ class RunStore:
         if self._unsynced_payloads and self.durable:  # payload names durable before the manifest names them
             fsync_dir(self.root / PAYLOADS)
             self._unsynced_payloads = False
-        data = json.dumps(manifest, indent=1, sort_keys=False).encode()
+        data = json.dumps(manifest, separators=(",", ":")).encode()  # compact: rewritten often
         atomic_write_bytes(self.root / MANIFEST, data, durable=self.durable)
         self.manifest = manifest
 

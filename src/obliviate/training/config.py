@@ -75,6 +75,9 @@ class TrainingConfig:
 class StoreConfig:
     snapshot_every: int = field(default=10, metadata=_doc(
         "store a full model snapshot every this many blocks (updates are stored for every block)"))
+    commit_interval_s: float = field(default=1.0, metadata=_doc(
+        "while training, rewrite the manifest at most this often (0: after every block); a crash loses at most "
+        "the blocks finished since, which --resume retrains"))
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,8 @@ class RunConfig:
             raise bad("canary.block", f"an int in [0, {t.blocks}] (0: no canary)", self.canary.block)
         if self.canary.count < 1:
             raise bad("canary.count", "an int >= 1", self.canary.count)
+        if self.store.commit_interval_s < 0:
+            raise bad("store.commit_interval_s", "a float >= 0", self.store.commit_interval_s)
         if self.store.snapshot_every < 1:
             raise bad("store.snapshot_every", "an int >= 1", self.store.snapshot_every)
 

@@ -141,6 +141,7 @@ def _train_blocks(run: Run) -> None:
     x_all, y_all = run.train.x, run.train.y
     writer = BackgroundWriter(maxsize=2)
     t_start = time.perf_counter()
+    pacing = {"interval": cfg.store.commit_interval_s, "last": time.monotonic()}
     try:
         for k in progress(range(start + 1, B + 1), desc="training blocks", total=B - start):
             pos = run.train.positions(torch.from_numpy(run.block_ids(k)))
@@ -154,7 +155,7 @@ def _train_blocks(run: Run) -> None:
             opt_tensors, opt_meta = optimizer_payload(optimizer)
             snapshot = previous if (k % cfg.store.snapshot_every == 0 or k == B) else None
             record = {"index": k, "size": int(len(pos)), "loss": loss, "wall_time_s": wall, "origin": "trained"}
-            writer.submit(_block_job(store, record, update, opt_tensors, opt_meta, snapshot))
+            writer.submit(_block_job(store, record, update, opt_tensors, opt_meta, snapshot, pacing))
     finally:
         writer.close()
     total = time.perf_counter() - t_start
@@ -171,7 +172,9 @@ def _train_blocks(run: Run) -> None:
 
 def _block_job(store: RunStore, record: dict[str, Any], update: dict[str, torch.Tensor],
                opt_tensors: dict[str, torch.Tensor], opt_meta: dict[str, str],
-               snapshot: dict[str, torch.Tensor] | None):  # type: ignore[no-untyped-def]
+               snapshot: dict[str, torch.Tensor] | None, pacing: dict[str, float]):  # type: ignore[no-untyped-def]
+    """The writer's work for one block: its payloads, then (paced) the manifest naming them."""
+
     def job() -> None:
         k = record["index"]
         refs = {"update": store.put(f"b{k:04d}-update", update),
@@ -180,7 +183,12 @@ def _block_job(store: RunStore, record: dict[str, Any], update: dict[str, torch.
         manifest = dict(store.manifest)
         crash_point(f"train:payloads-{k}")
         manifest["blocks"] = [*manifest["blocks"], {**record, **refs}]
-        store.commit(manifest)
-        crash_point(f"train:block-{k}")
+        now = time.monotonic()
+        if now - pacing["last"] >= pacing["interval"]:
+            store.commit(manifest)
+            pacing["last"] = now
+            crash_point(f"train:block-{k}")
+        else:  # named on disk by the next commit (at the latest the final one); orphans if it never comes
+            store.manifest = manifest
 
     return job
