@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,6 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
-
-bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -100,7 +100,7 @@ def bench_setting(name: str, blocks: int, positions: int, root: Path, rng: np.ra
         r = forget(with_seed(copy, seed), victim, method="retrain")
         retrain_times.append(r.wall_time_s)
         floor_models.append(copy.final_model() if seed == cfg.training.seed else
-                            run_model(copy, r.model_state))  # type: ignore[attr-defined]
+                            run_model(copy, r.model_state))
     p0, p1 = preds(floor_models[0], x_test), preds(floor_models[1], x_test)
     acc = lambda p: float((p == base.test.y).float().mean())  # noqa: E731
     record["retrain_s"] = retrain_times
@@ -131,7 +131,7 @@ def _one_deletion(base: Run, root: Path, kind: str, u: list[int], k: int, retrai
     r = forget(copy, u)
     unlearned = copy.final_model()
     ex = forget(base, u, method="exact", options=ForgetOptions(commit=False, function_residual=False))
-    exact = run_model(base, ex.model_state)  # type: ignore[attr-defined]
+    exact = run_model(base, ex.model_state)
     pu, pe = preds(unlearned, x_test), preds(exact, x_test)
     row = {"kind": kind, "block": k, "n": len(u), "outcome": r.outcome, "blocks_retrained": r.blocks_retrained,
            "forget_s": r.wall_time_s, "speedup": retrain_s / r.wall_time_s, "acc_unlearned": acc(pu),

@@ -209,7 +209,7 @@ def _forget_locked(run: Run, ids: Iterable[int], method: str, opts: ForgetOption
         t_report = time.perf_counter()
         result.canary = {"before": list(canary_before), "after": list(run.canary_success(model))}
         report_s += time.perf_counter() - t_report
-    result.model_state = final_state  # type: ignore[attr-defined]  (for callers that skip the commit)
+    result.model_state = final_state
     t_start += report_s
     result.report_time_s = report_s
     if opts.commit:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -37,9 +37,13 @@ class ForgetResult:
     chain_sha256: list[str] = field(default_factory=list)
     purged_files: list[str] = field(default_factory=list)
     canary: dict[str, list[int]] | None = None  # canary (successes, trials) before and after, if U holds it
+    # the unlearned model's state dict (also when the request was not committed); not serialised
+    model_state: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(replace(self, model_state=None))  # do not deep-copy the tensors
+        out.pop("model_state")
+        return out
 
     @property
     def noop(self) -> bool:
