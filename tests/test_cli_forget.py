@@ -79,7 +79,7 @@ def test_two_forgets_at_once_second_fails_cleanly(tiny_run, tmp_path):
     a = _ids(tmp_path, [int(tiny_run.block_ids(1)[0])], "a.txt")
     b = _ids(tmp_path, [int(tiny_run.block_ids(1)[1])], "b.txt")
     # the first holds the lock for a while (a test hook pauses it right after locking)
-    env = cli_env(OBLIVIATE_PAUSE_AT="forget:locked", OBLIVIATE_PAUSE_S="30")
+    env = cli_env(OBLIVIATE_PAUSE_AT="forget:locked", OBLIVIATE_PAUSE_S="20")
     first = subprocess.Popen([sys.executable, "-m", "obliviate", "forget", str(tiny_run.path), "--ids", str(a),
                               "--method", "exact"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
     lock = tiny_run.path / ".lock"

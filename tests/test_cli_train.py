@@ -102,11 +102,19 @@ def _small_cfg(tmp_path):
     return _write(tmp_path, "[training]\nblocks = 8\nepochs_per_block = 2\n[store]\nsnapshot_every = 3\ncommit_interval_s = 0.0\n")
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference: the small config trained without interruption."""
+    folder = tmp_path_factory.mktemp("ref")
+    cfg = _small_cfg(folder)
+    assert run_cli("train", cfg, "--out", folder / "ref").returncode == 0
+    return folder / "ref"
+
+
 @pytest.mark.parametrize("point", ["train:payloads-4", "train:block-4", None])
-def test_sigkill_mid_training_leaves_a_consistent_store_and_resume_matches(tmp_path, point):
+def test_sigkill_mid_training_leaves_a_consistent_store_and_resume_matches(tmp_path, point, uninterrupted):
     cfg = _small_cfg(tmp_path)
-    ref = tmp_path / "ref"
-    assert run_cli("train", cfg, "--out", ref).returncode == 0
+    ref = uninterrupted
     out = tmp_path / "run"
     env = cli_env()
     if point:
