@@ -23,7 +23,7 @@ from ..data.triggers import PatchTrigger, plant_backdoor
 from ..errors import StoreError
 from ..models import build_model
 from ..store import RunStore
-from .block import evaluate
+from .block import evaluate, predict_logits
 from .chain import load_state, state_after
 from .config import RunConfig
 
@@ -175,8 +175,6 @@ class Run:
         target = self.config.canary.target
         keep = self.test.y != target
         x = canary_trigger(self.config).apply(self.test.x[keep])
-        from .block import predict_logits
-
         hits = int((predict_logits(model, x).argmax(1) == target).sum())
         return hits, int(keep.sum())
 

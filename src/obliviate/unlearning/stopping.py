@@ -60,8 +60,7 @@ def fit_power_decay(values: Sequence[float]) -> dict[str, float] | None:
         err = float(((A @ coef - y) ** 2).sum())
         if best is None or err < best[0]:
             best = (err, float(coef[0]), float(h), float(coef[1]))
-    assert best is not None
-    _, a, h, b = best
+    _, a, h, b = best  # type: ignore[misc]  (the grid is never empty)
     return {"a": a, "h": h, "b": b, "sse": best[0]}
 
 
