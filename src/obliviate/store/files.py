@@ -51,6 +51,32 @@ def atomic_write_bytes(path: Path, data: bytes | memoryview, *, durable: bool = 
         fsync_dir(path.parent)
 
 
+def sync_files(paths: list[Path]) -> None:
+    """Make files written with ``durable=False`` durable: one ``syncfs`` of their filesystem where the
+    platform has it (Linux; far cheaper than one fsync per file when many small files were written),
+    else an fsync of each file."""
+    if not paths:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(paths[0].parent, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        pass
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def remove_files(paths: list[Path]) -> None:
     """Delete files (missing ones are fine) and make the deletions durable."""
     parents = set()

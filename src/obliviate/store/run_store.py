@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import torch
 
 from ..errors import IntegrityError, StoreError, StoreFormatError
-from .files import atomic_write_bytes, file_lock, fsync_dir, remove_files, sha256_bytes
+from .files import atomic_write_bytes, file_lock, fsync_dir, remove_files, sha256_bytes, sync_files
 from .payloads import tensors_from_bytes, tensors_to_bytes
 
 FORMAT = "obliviate-run"
@@ -62,7 +62,7 @@ class RunStore:
         self.root = Path(root)
         self.manifest = manifest
         self.durable = durable
-        self._unsynced_payloads = False
+        self._unsynced: list[Path] = []  # payloads written but not yet made durable
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -118,8 +118,8 @@ class RunStore:
         name = f"{kind}-{digest[:20]}.safetensors"
         path = self.root / PAYLOADS / name
         if not (path.exists() and path.stat().st_size == len(blob)):
-            atomic_write_bytes(path, blob, durable=self.durable, sync_dir=False)
-            self._unsynced_payloads = True
+            atomic_write_bytes(path, blob, durable=False)  # made durable in one go by the next commit
+            self._unsynced.append(path)
         return {"file": f"{PAYLOADS}/{name}", "sha256": digest, "bytes": len(blob)}
 
     def get_with_metadata(self, ref: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -149,9 +149,10 @@ class RunStore:
     # -- manifest --------------------------------------------------------------------------------
     def commit(self, manifest: dict[str, Any]) -> None:
         """Atomically replace the manifest. Every payload it names must already be written."""
-        if self._unsynced_payloads and self.durable:  # payload names durable before the manifest names them
+        if self._unsynced and self.durable:  # payloads (content and names) durable before the manifest names them
+            sync_files(self._unsynced)
             fsync_dir(self.root / PAYLOADS)
-            self._unsynced_payloads = False
+            self._unsynced = []
         data = json.dumps(manifest, separators=(",", ":")).encode()  # compact: rewritten often
         atomic_write_bytes(self.root / MANIFEST, data, durable=self.durable)
         self.manifest = manifest
