@@ -1,14 +1,12 @@
 """`obliviate forget` as a user runs it, crash consistency, concurrency, and `obliviate demo`."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-import torch
 
 from tests._helpers import REPO, cli_env, run_cli, store_files
 from obliviate.training import open_run

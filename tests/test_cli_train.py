@@ -1,7 +1,6 @@
 """`obliviate train` and `inspect` as a user runs them: real subprocesses."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

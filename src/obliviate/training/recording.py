@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .._faults import crash_point
@@ -24,12 +23,12 @@ from .._logging import progress
 from ..data import DatasetSplits
 from ..errors import ConfigError, StoreError
 from ..store import RunStore, file_lock
-from .block import evaluate, make_optimizer, train_block
+from .block import make_optimizer, train_block
 from .chain import (add, clone_state, load_state, optimizer_payload, optimizer_state_after, state_after,
                     subtract)
 from .config import RunConfig
 from .partition import partition_ids, read_id_file
-from .run import ModelFactory, Run, RunData, apply_canary, choose_canary_ids, prepare_data
+from .run import ModelFactory, Run, RunData, apply_canary, choose_canary_ids, partition_payload, prepare_data
 from .writer import BackgroundWriter
 
 log = logging.getLogger(__name__)
@@ -43,13 +42,6 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             out[pkg] = "unknown"
     return out
-
-
-def _partition_payload(blocks: list[np.ndarray], validation_ids: np.ndarray) -> dict[str, torch.Tensor]:
-    offsets = np.cumsum([0] + [len(b) for b in blocks])
-    return {"ids": torch.from_numpy(np.concatenate(blocks).astype(np.int64)),
-            "offsets": torch.from_numpy(offsets.astype(np.int64)),
-            "validation": torch.from_numpy(np.asarray(validation_ids, dtype=np.int64))}
 
 
 def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
@@ -125,7 +117,7 @@ def _write_start(run: Run, fresh: dict[str, Any]) -> None:
     manifest = dict(store.manifest)
     manifest["init"] = {"model": store.put("init-model", clone_state(model)),
                         "optimizer": store.put("init-optimizer", opt_tensors, opt_meta)}
-    manifest["partition"] = store.put("partition", _partition_payload(fresh["blocks"], fresh["validation"]))
+    manifest["partition"] = store.put("partition", partition_payload(fresh["blocks"], fresh["validation"]))
     store.commit(manifest)
 
 

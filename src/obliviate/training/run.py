@@ -78,6 +78,14 @@ def choose_canary_ids(config: RunConfig, train: IndexedDataset, block_ids: np.nd
     return sorted(rng.choice(eligible, size=c.count, replace=False).tolist())
 
 
+def partition_payload(blocks: list[np.ndarray], validation_ids: np.ndarray) -> dict[str, torch.Tensor]:
+    """Block membership as a tensor payload (read back by ``Run._partition``)."""
+    offsets = np.cumsum([0] + [len(b) for b in blocks])
+    return {"ids": torch.from_numpy(np.concatenate(blocks).astype(np.int64)),
+            "offsets": torch.from_numpy(offsets.astype(np.int64)),
+            "validation": torch.from_numpy(np.asarray(validation_ids, dtype=np.int64))}
+
+
 class Run:
     """An opened run store with its data. Use :func:`open_run` or :func:`~obliviate.training.train_run`."""
 

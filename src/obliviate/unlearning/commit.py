@@ -13,11 +13,9 @@ from typing import Any
 
 import numpy as np
 
-
 from .._faults import crash_point
 from ..training.chain import State, add, subtract
-from ..training.recording import _partition_payload
-from ..training.run import Run
+from ..training.run import Run, partition_payload
 from .result import ForgetResult
 
 
@@ -48,7 +46,7 @@ def commit_request(run: Run, result: ForgetResult, new_blocks: list[dict[str, An
             blocks[j - 1]["stitched_by_request"] = len(old.get("requests", [])) + 1
     members = [np.array([i for i in run.block_ids(k) if i not in u], dtype=np.int64)
                for k in range(1, len(blocks) + 1)]
-    partition = store.put("partition", _partition_payload(members, store.get(old["partition"])["validation"].numpy()))
+    partition = store.put("partition", partition_payload(members, store.get(old["partition"])["validation"].numpy()))
     request = {
         "request_id": len(old.get("requests", [])) + 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

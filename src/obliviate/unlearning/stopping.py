@@ -72,8 +72,16 @@ class Immediate:
         return Decision(True, "immediate rule: try the stitch now (the guard validates it)")
 
 
-def _affected_values(series: Sequence[BlockResidual]) -> list[float]:
-    return [r.rel_l1 for r in series if r.area == "affected"]
+def _fit_affected(series: Sequence[BlockResidual], min_points: int,
+                  rule: str) -> tuple[list[float], dict[str, float] | Decision]:
+    """The affected blocks' relative residuals and their power-decay fit, or a "keep going" Decision."""
+    vals = [r.rel_l1 for r in series if r.area == "affected"]
+    if len(vals) < min_points:
+        return vals, Decision(False, f"{rule}: {len(vals)} of {min_points} points needed for a fit")
+    fit = fit_power_decay(vals)
+    if fit is None:
+        return vals, Decision(False, f"{rule}: residuals not finite")
+    return vals, fit
 
 
 @dataclass(frozen=True)
@@ -83,12 +91,9 @@ class FittedDecay:
     name: str = "fitted-decay"
 
     def decide(self, series: Sequence[BlockResidual], *, affected: int) -> Decision:
-        vals = _affected_values(series)
-        if len(vals) < self.min_points:
-            return Decision(False, f"fitted-decay: {len(vals)} of {self.min_points} points needed for a fit")
-        fit = fit_power_decay(vals)
-        if fit is None:
-            return Decision(False, "fitted-decay: residuals not finite")
+        vals, fit = _fit_affected(series, self.min_points, self.name)
+        if isinstance(fit, Decision):
+            return fit
         j = len(vals)
         slope = abs(fit["a"] * fit["h"] * j ** (-fit["h"] - 1))
         threshold = self.eps * max(vals[0], 1e-12)
@@ -103,12 +108,9 @@ class ScaleFree:
     name: str = "scale-free"
 
     def decide(self, series: Sequence[BlockResidual], *, affected: int) -> Decision:
-        vals = _affected_values(series)
-        if len(vals) < self.min_points:
-            return Decision(False, f"scale-free: {len(vals)} of {self.min_points} points needed for a fit")
-        fit = fit_power_decay(vals)
-        if fit is None:
-            return Decision(False, "scale-free: residuals not finite")
+        vals, fit = _fit_affected(series, self.min_points, self.name)
+        if isinstance(fit, Decision):
+            return fit
         nxt = fit["a"] * (len(vals) + 1) ** (-fit["h"]) + fit["b"]
         ratio = nxt / max(vals[0], 1e-12)
         return Decision(ratio < self.tau, f"scale-free: predicted next residual {ratio:.3g} of the first "
