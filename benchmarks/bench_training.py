@@ -20,22 +20,25 @@ Two measurements, one run, one JSON (``--out``):
    8,000/2,000 split is fixed.
 
 2. **Recording overhead** (item 8). ``recorded``: :func:`train_run` into a fresh run store (payloads
-   content-hashed, written and fsynced by the background writer, manifest rewritten per block).
+   content-hashed and written by the background writer, synced before each paced manifest commit).
    ``unrecorded``: the same training without any store, built from the library's own block loop
    (:func:`prepare_data`, :func:`partition_ids`, :func:`build_model`, one :func:`make_optimizer`, then
    :func:`train_block` for k = 1..B with the model and optimizer state carried over, continuing from the
    chain's reconstruction ``previous + (current - previous)`` exactly as ``train_run`` does, then the
    final evaluation on the validation and test sets). Both produce bit-identical models; the benchmark
-   checks it. A third variant, ``recorded_no_fsync`` (the store created with ``durable=False`` by a
-   patch in this process only), is a diagnosis, not a product setting. Repetitions are interleaved
-   (recorded, unrecorded, recorded_no_fsync, recorded, ...); the JSON records every wall time, the
-   process and training-thread CPU times, the medians and the ratio recorded / unrecorded, end to end
+   checks it. With ``--fsync-diagnosis`` a third variant, ``recorded_no_fsync`` (the store created with
+   ``durable=False`` by a patch in this process only), is added: a diagnosis, not a product setting.
+   The machine's speed drifts by tens of percent over seconds, so the repetitions alternate the order
+   (recorded then unrecorded, then unrecorded then recorded, ...) and the JSON gives, beside every wall
+   time, process and training-thread CPU time, the ratio of the medians recorded / unrecorded with a
+   90% bootstrap interval (pairs resampled), the ratio of the totals and the paired ratios, end to end
    (the whole call) and for the block loop alone. One extra recorded run is profiled with cProfile, the
    training thread and the writer thread separately, and its time is grouped by cause (training, chain
-   arithmetic, optimizer flatten, safetensors serialisation, sha256, file writes, fsync, manifest JSON,
-   waiting on the writer); the writer's work is then redone piece by piece without the profiler.
+   arithmetic, optimizer flatten, payload layout, sha256, file writes, syncs, manifest JSON, waiting on
+   the writer); the writer's work is then redone piece by piece without the profiler.
 
     python benchmarks/bench_training.py [--out benchmarks/results/training.json] [--threads 1]
+    python benchmarks/bench_training.py --skip-accuracy --out benchmarks/results/training_overhead.json
     python benchmarks/bench_training.py --quick --out /tmp/smoke.json    # seconds; digits only
 
 Threads: ``--threads 1`` by default (torch.set_num_threads(1)); on the shared 2-core machine two torch
@@ -236,8 +239,8 @@ def _store_without_fsync() -> Iterator[None]:
     """Diagnosis only, in this process: every run store is created with ``durable=False`` (no fsync)."""
     original = RunStore.__dict__["create"]
 
-    def create(cls: type, root: Any, manifest: dict[str, Any], *, durable: bool = True) -> RunStore:
-        return original.__func__(cls, root, manifest, durable=False)  # type: ignore[no-any-return]
+    def create(cls: type, root: Any, manifest: dict[str, Any], *, durable: bool = True, **kw: Any) -> RunStore:
+        return original.__func__(cls, root, manifest, durable=False, **kw)  # type: ignore[no-any-return]
 
     RunStore.create = classmethod(create)  # type: ignore[assignment,method-assign]
     try:
@@ -263,6 +266,7 @@ def recorded(config: RunConfig, splits: DatasetSplits, *, durable: bool = True) 
             out = _since(start)
         state = {k: v.clone() for k, v in run.final_model().state_dict().items()}
         return {**out, "loop_s": run.manifest["timing"]["train_wall_s"],
+                "train_block_s": run.manifest["timing"]["block_train_s"],
                 "test_accuracy": run.manifest["metrics"]["test_accuracy"],
                 "store_bytes": run.store.storage_bytes(), "state": state}
 
@@ -280,9 +284,12 @@ def unrecorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]:
     previous = clone_state(model)
     x_all, y_all = data.train.x, data.train.y
     t_loop = time.perf_counter()
+    in_blocks = 0.0
     for k in range(1, t.blocks + 1):
         pos = data.train.positions(torch.from_numpy(blocks[k - 1]))
+        t0 = time.perf_counter()
         train_block(model, optimizer, x_all[pos], y_all[pos], block=k, num_blocks=t.blocks, cfg=t)
+        in_blocks += time.perf_counter() - t0
         # the chain's reconstruction, as train_run continues from it (kept: same computation, same model)
         update = subtract(clone_state(model), previous)
         previous = add(previous, update)
@@ -290,7 +297,7 @@ def unrecorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]:
     loop = time.perf_counter() - t_loop
     evaluate(model, data.validation.x, data.validation.y)
     acc, _ = evaluate(model, data.test.x, data.test.y)
-    return {**_since(start), "loop_s": loop, "test_accuracy": acc,
+    return {**_since(start), "loop_s": loop, "train_block_s": in_blocks, "test_accuracy": acc,
             "state": {k: v.clone() for k, v in model.state_dict().items()}}
 
 
@@ -350,22 +357,24 @@ def profile_recorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]
         "optimizer flatten (optimizer_payload)": round(_cum(ms, "chain.py", "optimizer_payload"), 3),
         "blocked on the writer (submit + close)": round(_cum(ms, "writer.py", "submit")
                                                         + _cum(ms, "writer.py", "close"), 3),
-        "start (_new_store + _write_start)": round(_cum(ms, "recording.py", "_new_store")
-                                                   + _cum(ms, "recording.py", "_write_start"), 3),
+        "start (_new_store: partition, init payloads, first commit)": round(
+            _cum(ms, "recording.py", "_new_store"), 3),
         "prepare_data (incl. data fingerprint)": round(_cum(ms, "run.py", "prepare_data"), 3),
         "final evaluation (validation + test)": round(_cum(ms, "run.py", "evaluate"), 3),
-        "fsync in the training thread (store create, start, final commit)": round(
-            _cum(ms, "~", "<built-in method posix.fsync>"), 3),
+        "fsync + syncfs in the training thread (store creation, final commit)": round(
+            _cum(ms, "~", "<built-in method posix.fsync>") + _cum(ms, "files.py", "sync_files"), 3),
     }
     busy = sum(tt for (_f, _l, _n), (_cc, _nc, tt, _ct, _c) in ws.items())
     fsync = _cum(ws, "~", "<built-in method posix.fsync>")
     writer = {
         "busy (all block jobs)": round(busy, 3),
-        "safetensors serialise (tensors_to_bytes)": round(_cum(ws, "payloads.py", "tensors_to_bytes"), 3),
-        "sha256 (sha256_bytes)": round(_cum(ws, "files.py", "sha256_bytes"), 3),
-        "fsync (payloads, manifest, folder)": round(fsync, 3),
-        "open/write/rename (atomic_write_bytes minus fsync)": round(
-            _cum(ws, "files.py", "atomic_write_bytes") - fsync, 3),
+        "safetensors layout (encode_tensors)": round(_cum(ws, "payloads.py", "encode_tensors"), 3),
+        "sha256 (sha256_chunks)": round(_cum(ws, "files.py", "sha256_chunks"), 3),
+        "fsync (manifest, folder)": round(fsync, 3),
+        "syncfs of the payloads written since the last commit (sync_files)": round(
+            _cum(ws, "files.py", "sync_files"), 3),
+        "open/write/rename (atomic_write_chunks minus fsync)": round(
+            _cum(ws, "files.py", "atomic_write_chunks") - fsync, 3),
         "manifest JSON encode (json.dumps in commit)": round(_cum(ws, "json/__init__.py", "dumps"), 3),
         "manifest copy + block record (job body, own time)": round(_cum(ws, "recording.py", "job")
                                                                    - _cum(ws, "run_store.py", "put")
@@ -384,12 +393,12 @@ def writer_work_unprofiled(store: Any, manifest: dict[str, Any], tmp: Path) -> d
     """The writer thread's work for the run, redone piece by piece without the profiler.
 
     Every block's payloads are the size of the last block's (same model, same optimizer), so the last
-    block's update and optimizer state are serialised, hashed and written B times; the manifest is
-    encoded and written as it grew, block by block. Snapshots (every ``snapshot_every`` blocks) are
-    left out. Also timed: the manifest encoded without ``indent`` (C encoder), a candidate fix.
+    block's update and optimizer state are laid out, hashed and written B times; the manifest is
+    encoded and written as it grew, block by block (an upper bound: commits are paced, at most one per
+    ``store.commit_interval_s``). Snapshots (every ``snapshot_every`` blocks) are left out.
     """
-    from obliviate.store.files import atomic_write_bytes, sha256_bytes
-    from obliviate.store.payloads import tensors_to_bytes
+    from obliviate.store.files import atomic_write_bytes, atomic_write_chunks, sha256_chunks
+    from obliviate.store.payloads import encode_tensors
 
     blocks = manifest["blocks"]
     n = len(blocks)
@@ -402,38 +411,50 @@ def writer_work_unprofiled(store: Any, manifest: dict[str, Any], tmp: Path) -> d
         fn()
         return round(time.perf_counter() - t0, 4)
 
-    blobs: list[bytes] = []
-    out["safetensors serialise (update + optimizer)"] = clock(
-        lambda: [blobs.extend((tensors_to_bytes(update), tensors_to_bytes(opt, opt_meta))) for _ in range(n)])
-    out["sha256"] = clock(lambda: [sha256_bytes(b) for b in blobs])
+    payloads: list[list[Any]] = []
+    out["safetensors layout (encode_tensors: header + zero-copy views, update + optimizer)"] = clock(
+        lambda: [payloads.extend((encode_tensors(update)[0], encode_tensors(opt, opt_meta)[0])) for _ in range(n)])
+    out["sha256"] = clock(lambda: [sha256_chunks(c) for c in payloads])
     folder = tmp / "writer-replay"
     folder.mkdir()
-    out["payload write + fsync (durable, as recorded)"] = clock(
-        lambda: [atomic_write_bytes(folder / f"p{i}", b, durable=True) for i, b in enumerate(blobs)])
-    out["payload write, no fsync"] = clock(
-        lambda: [atomic_write_bytes(folder / f"q{i}", b, durable=False) for i, b in enumerate(blobs)])
+    out["payload write + fsync each (durable per file)"] = clock(
+        lambda: [atomic_write_chunks(folder / f"p{i}", c, durable=True) for i, c in enumerate(payloads)])
+    out["payload write, no fsync (as recorded: one syncfs per commit)"] = clock(
+        lambda: [atomic_write_chunks(folder / f"q{i}", c, durable=False) for i, c in enumerate(payloads)])
     texts: list[bytes] = []
-    out["manifest JSON encode, indent=1 (as recorded)"] = clock(
-        lambda: [texts.append(json.dumps({**manifest, "blocks": blocks[:k]}, indent=1).encode())
+    out["manifest JSON encode, every block (compact, as a commit encodes it)"] = clock(
+        lambda: [texts.append(json.dumps({**manifest, "blocks": blocks[:k]}, separators=(",", ":")).encode())
                  for k in range(1, n + 1)])
-    out["manifest JSON encode, no indent (C encoder)"] = clock(
-        lambda: [json.dumps({**manifest, "blocks": blocks[:k]}) for k in range(1, n + 1)])
-    out["manifest write + fsync (durable, as recorded)"] = clock(
+    out["manifest write + fsync, every block"] = clock(
         lambda: [atomic_write_bytes(folder / "manifest.json", t, durable=True) for t in texts])
-    out["payload bytes per block"] = sum(len(b) for b in blobs[:2])
+    out["payload bytes per block"] = sum(memoryview(c).nbytes for p in payloads[:2] for c in p)
     out["manifest bytes written in all"] = sum(len(t) for t in texts)
     return out
 
 
-_KEYS = ("wall_s", "loop_s", "cpu_process_s", "cpu_training_thread_s")
+_KEYS = ("wall_s", "loop_s", "train_block_s", "cpu_process_s", "cpu_training_thread_s")
+
+
+def _bootstrap_ratio(recorded: list[float], unrecorded: list[float], *, draws: int = 2000,
+                     seed: int = 0) -> list[float]:
+    """90% bootstrap interval of median(recorded) / median(unrecorded), resampling the pairs."""
+    gen = torch.Generator().manual_seed(seed)
+    n = len(recorded)
+    ratios = []
+    for _ in range(draws):
+        idx = torch.randint(n, (n,), generator=gen).tolist()
+        ratios.append(statistics.median(recorded[i] for i in idx) / statistics.median(unrecorded[i] for i in idx))
+    ratios.sort()
+    return [round(ratios[int(0.05 * draws)], 4), round(ratios[int(0.95 * draws) - 1], 4)]
 
 
 def overhead_case(name: str, config: RunConfig, splits: DatasetSplits, repeats: int, *,
-                  warmup: bool, profile: bool) -> dict[str, Any]:
-    print(f"  [overhead] {name}: {repeats} interleaved repetitions", file=sys.stderr)
+                  warmup: bool, profile: bool, fsync_diagnosis: bool) -> dict[str, Any]:
+    print(f"  [overhead] {name}: {repeats} repetitions, order alternating", file=sys.stderr)
     variants = {"recorded": lambda: recorded(config, splits),
-                "unrecorded": lambda: unrecorded(config, splits),
-                "recorded_no_fsync": lambda: recorded(config, splits, durable=False)}
+                "unrecorded": lambda: unrecorded(config, splits)}
+    if fsync_diagnosis:
+        variants["recorded_no_fsync"] = lambda: recorded(config, splits, durable=False)
     if warmup:
         for fn in variants.values():
             fn()
@@ -441,16 +462,19 @@ def overhead_case(name: str, config: RunConfig, splits: DatasetSplits, repeats: 
     identical = True
     acc: dict[str, float] = {}
     store_bytes = 0
+    labels = list(variants)
     for r in range(repeats):
-        res = {label: fn() for label, fn in variants.items()}  # in order: recorded, unrecorded, no fsync
+        # the machine's speed drifts over seconds: alternate which variant goes first (ABBA ...)
+        order = labels if r % 2 == 0 else labels[::-1]
+        res = {label: variants[label]() for label in order}
         ref = res["unrecorded"]["state"]
         identical &= all(torch.equal(v["state"][k], ref[k]) for v in res.values() for k in ref)
         store_bytes = res["recorded"]["store_bytes"]
-        for label, v in res.items():
-            times[label].append({key: round(v[key], 4) for key in _KEYS})
-            acc[label] = round(float(v["test_accuracy"]), 4)
-        print(f"    rep {r}: " + ", ".join(f"{label} {v['wall_s']:.2f}s (loop {v['loop_s']:.2f}s, cpu "
-                                           f"{v['cpu_process_s']:.2f}s)" for label, v in res.items()),
+        for label in labels:
+            times[label].append({key: round(res[label][key], 4) for key in _KEYS})
+            acc[label] = round(float(res[label]["test_accuracy"]), 4)
+        print(f"    rep {r}: " + ", ".join(f"{label} {res[label]['wall_s']:.2f}s (loop {res[label]['loop_s']:.2f}s, "
+                                           f"cpu {res[label]['cpu_process_s']:.2f}s)" for label in labels),
               file=sys.stderr)
     med = {label: {key: round(statistics.median(t[key] for t in ts), 4) for key in _KEYS}
            for label, ts in times.items()}
@@ -460,53 +484,64 @@ def overhead_case(name: str, config: RunConfig, splits: DatasetSplits, repeats: 
         return round(stat[label][key] / stat["unrecorded"][key], 4)
 
     ratio = over("recorded")
-    paired = [round(a["wall_s"] / b["wall_s"], 4) for a, b in zip(times["recorded"], times["unrecorded"])]
+    walls = {label: [t["wall_s"] for t in ts] for label, ts in times.items()}
+    paired = [round(a / b, 4) for a, b in zip(walls["recorded"], walls["unrecorded"])]
     t = config.training
     out: dict[str, Any] = {
         "name": name, "dataset": config.data.name, "model": config.model.name, "blocks": t.blocks,
         "epochs_per_block": t.epochs_per_block, "training": dict(config.to_dict()["training"]),
         "validation_fraction": config.data.validation_fraction, "snapshot_every": config.store.snapshot_every,
         "repeats": repeats,
-        "order": "recorded, unrecorded, recorded_no_fsync, recorded, unrecorded, ... (recorded_no_fsync: the "
-                 "same recorded run with the store's fsync switched off, a diagnosis, not a product setting)",
+        "order": "alternating: " + ", ".join(labels) + " in even repetitions, reversed in odd ones"
+                 + ("; recorded_no_fsync is the recorded run with the store's fsync switched off, a diagnosis, "
+                    "not a product setting" if fsync_diagnosis else ""),
         "times": times, "median": med, "min": low,
-        "ratio": ratio, "ratio_loop_only": over("recorded", "loop_s"),
+        "ratio": ratio, "ratio_90ci_bootstrap": _bootstrap_ratio(walls["recorded"], walls["unrecorded"]),
+        "ratio_of_totals": round(sum(walls["recorded"]) / sum(walls["unrecorded"]), 4),
+        "ratio_loop_only": over("recorded", "loop_s"),
+        "ratio_train_block": over("recorded", "train_block_s"),
         "ratio_of_minimums": over("recorded", stat=low),
         "paired_ratios": paired, "paired_ratio_median": round(statistics.median(paired), 4),
-        "ratio_no_fsync": over("recorded_no_fsync"),
         "ratio_cpu_process": over("recorded", "cpu_process_s"),
         "ratio_cpu_training_thread": over("recorded", "cpu_training_thread_s"),
         "target": 1.10, "meets_target": ratio <= 1.10,
         "identical_models": bool(identical), "test_accuracy": acc, "store_bytes": store_bytes,
     }
-    print(f"    median recorded {med['recorded']['wall_s']:.2f}s, unrecorded {med['unrecorded']['wall_s']:.2f}s, "
-          f"no fsync {med['recorded_no_fsync']['wall_s']:.2f}s: ratio {ratio:.3f} (loop only "
-          f"{out['ratio_loop_only']:.3f}, no fsync {out['ratio_no_fsync']:.3f}, process cpu "
-          f"{out['ratio_cpu_process']:.3f}); identical models: {identical}", file=sys.stderr)
+    if fsync_diagnosis:
+        out["ratio_no_fsync"] = over("recorded_no_fsync")
+    print(f"    median recorded {med['recorded']['wall_s']:.2f}s, unrecorded {med['unrecorded']['wall_s']:.2f}s: "
+          f"ratio {ratio:.3f} (90% CI {out['ratio_90ci_bootstrap']}, loop only {out['ratio_loop_only']:.3f}, "
+          f"process cpu {out['ratio_cpu_process']:.3f}); identical models: {identical}", file=sys.stderr)
     if profile:
         out["profile"] = profile_recorded(config, splits)
     return out
 
 
-def overhead_section(quick: bool, repeats: int, mnist: DatasetSplits | None) -> dict[str, Any]:
+def overhead_section(quick: bool, repeats: int, mnist: DatasetSplits | None, *,
+                     fsync_diagnosis: bool = False, profile: bool = True) -> dict[str, Any]:
     cases = []
     digits = load_dataset("digits")
+    # Warm-up: the first optimizer a process makes imports torch._dynamo (seconds); keep that out of
+    # the first timed repetition of whichever case comes first.
+    tiny = make_config("digits", "small_cnn", {"blocks": 2, "epochs_per_block": 1}, validation_fraction=0.1)
+    recorded(tiny, digits)
+    unrecorded(tiny, digits)
     if quick:
         cfg = make_config("digits", "small_cnn", {"blocks": 4, "epochs_per_block": 1}, validation_fraction=0.1)
         cases.append(overhead_case("digits small_cnn B=4 E=1 (quick)", cfg, digits, repeats, warmup=False,
-                                   profile=True))
+                                   profile=profile, fsync_diagnosis=fsync_diagnosis))
     else:
         assert mnist is not None
         cfg = make_config("mnist-t10k", "lenet5", {"blocks": 100, "epochs_per_block": 5},
                           validation_fraction=0.1)
         cases.append(overhead_case("mnist-t10k lenet5 B=100 E=5", cfg, mnist, repeats, warmup=False,
-                                   profile=True))
+                                   profile=profile, fsync_diagnosis=fsync_diagnosis))
         cfg = make_config("digits", "small_cnn", {"blocks": 20, "epochs_per_block": 5}, validation_fraction=0.1)
-        cases.append(overhead_case("digits small_cnn B=20 E=5", cfg, digits, max(repeats, 5), warmup=True,
-                                   profile=True))
+        cases.append(overhead_case("digits small_cnn B=20 E=5", cfg, digits, max(repeats, 15), warmup=True,
+                                   profile=profile, fsync_diagnosis=fsync_diagnosis))
     return {"note": "engine defaults (adam 1e-3, cosine, batch 32, validation_fraction 0.1, snapshot_every 10, "
-                    "durable store: fsync on every payload and manifest write), store in a temp dir on the "
-                    "local disk", "cases": cases}
+                    "commit_interval_s 1.0, durable store: payloads synced (syncfs) before every manifest "
+                    "commit, manifest fsynced), store in a temp dir on the local disk", "cases": cases}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -523,16 +558,21 @@ def render_markdown(result: dict[str, Any]) -> str:
         seeds = {run["seed"]: run["test_accuracy"] for run in r["runs"]}
         lines.append(f"| {r['group']} | {r['name']} | {r['blocks']} | {r['epochs_per_block']} | {r['n_train']} | "
                      f"{_pct(seeds.get(0))} | {_pct(seeds.get(1))} | {_pct(r['mean_test_accuracy'])} |")
-    lines += ["", "| case | recorded | unrecorded | ratio | loop-only ratio | paired ratios | "
-                  "no fsync (diagnosis) | ratio no fsync | process CPU ratio | identical models |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    for c in result["overhead"]["cases"]:
-        m = c["median"]
-        lines.append(f"| {c['name']} | {m['recorded']['wall_s']:.2f} s | {m['unrecorded']['wall_s']:.2f} s | "
-                     f"{c['ratio']:.3f} | {c['ratio_loop_only']:.3f} | "
-                     f"{', '.join(f'{p:.3f}' for p in c['paired_ratios'])} | "
-                     f"{m['recorded_no_fsync']['wall_s']:.2f} s | {c['ratio_no_fsync']:.3f} | "
-                     f"{c['ratio_cpu_process']:.3f} | {c['identical_models']} |")
+    return "\n".join(lines + ["", render_overhead_markdown(result["overhead"])])
+
+
+def render_overhead_markdown(overhead: dict[str, Any]) -> str:
+    lines = ["| case | repetitions | recorded (median) | unrecorded (median) | ratio | 90% CI (bootstrap) | "
+             "ratio of totals | paired ratios (median, range) | loop-only ratio | train_block ratio | "
+             "identical models |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in overhead["cases"]:
+        m, p = c["median"], c["paired_ratios"]
+        lo, hi = c["ratio_90ci_bootstrap"]
+        lines.append(f"| {c['name']} | {c['repeats']} | {m['recorded']['wall_s']:.2f} s | "
+                     f"{m['unrecorded']['wall_s']:.2f} s | **{c['ratio']:.3f}** | {lo:.3f}-{hi:.3f} | "
+                     f"{c['ratio_of_totals']:.3f} | {c['paired_ratio_median']:.3f} ({min(p):.2f}-{max(p):.2f}) | "
+                     f"{c['ratio_loop_only']:.3f} | {c['ratio_train_block']:.3f} | {c['identical_models']} |")
     return "\n".join(lines)
 
 
@@ -544,12 +584,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: steadiest on a shared 2-core machine; 0 = torch's default)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repetitions per overhead case "
-                        "(default 5; 2 with --quick)")
+                        "(default 5, the digits case at least 9; 2 with --quick)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="accuracy runs in parallel processes, each with --threads torch threads (default 2; "
                              "1 with --quick). The overhead section always runs alone, in this process")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--no-profile", action="store_true", help="skip the profiled extra run of each overhead case")
+    parser.add_argument("--fsync-diagnosis", action="store_true",
+                        help="add a third overhead variant: the recorded run with the store's fsync switched off")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -581,12 +624,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_overhead:
         print("recording overhead", file=sys.stderr)
         t0 = time.perf_counter()
-        result["overhead"] = overhead_section(args.quick, repeats, mnist)
+        result["overhead"] = overhead_section(args.quick, repeats, mnist, fsync_diagnosis=args.fsync_diagnosis,
+                                              profile=not args.no_profile)
         result["overhead"]["section_wall_s"] = round(time.perf_counter() - t0, 1)
     result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["total_wall_s"] = round(time.perf_counter() - started, 1)
     if "accuracy" in result and "overhead" in result:
         result["markdown"] = render_markdown(result)
+    elif "overhead" in result:
+        result["markdown"] = render_overhead_markdown(result["overhead"])
+    if "markdown" in result:
         print(result["markdown"])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

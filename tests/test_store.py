@@ -67,3 +67,43 @@ def test_exclusive_lock_excludes_a_second_writer(tmp_path):
                 pass
     with other.lock(exclusive=True, timeout=0.2):
         pass
+
+
+def test_payload_layout_is_safetensors_readable_and_deterministic(tmp_path):
+    from safetensors import safe_open
+
+    from obliviate.store.payloads import tensors_from_bytes, tensors_to_bytes
+
+    tensors = {"w": torch.randn(4, 6)[:, ::2],  # not contiguous
+               "step": torch.tensor(7, dtype=torch.int64), "half": torch.ones(3, dtype=torch.bfloat16),
+               "mask": torch.tensor([True, False, True]), "empty": torch.zeros(0, 5), "d": torch.arange(5.0).double()}
+    meta = {"zeta": "1", "alpha": "2"}
+    blob = tensors_to_bytes(tensors, meta)
+    assert blob == tensors_to_bytes(dict(reversed(tensors.items())), dict(reversed(meta.items())))
+    back, back_meta = tensors_from_bytes(blob)
+    assert back_meta == meta
+    for k, v in tensors.items():
+        assert back[k].dtype == v.dtype and torch.equal(back[k], v)
+    path = tmp_path / "p.safetensors"
+    path.write_bytes(blob)
+    with safe_open(str(path), "pt") as fh:  # the reference reader, memory-mapped, accepts the layout
+        assert sorted(fh.keys()) == sorted(tensors) and fh.metadata() == meta
+        assert torch.equal(fh.get_tensor("w"), tensors["w"])
+
+
+def test_payload_of_an_unsupported_dtype_is_refused_naming_the_tensor(tmp_path):
+    store = RunStore.create(tmp_path / "run", {})
+    with pytest.raises(TypeError, match="'z'.*complex64"):
+        store.put("bad", {"z": torch.zeros(2, dtype=torch.complex64)})
+
+
+def test_a_failed_first_commit_leaves_the_folder_as_found(tmp_path):
+    def fill(store):
+        store.put("init", {"w": torch.ones(2)})
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        RunStore.create(tmp_path / "run", {}, fill=fill)
+    assert list((tmp_path / "run").iterdir()) == []
+    store = RunStore.create(tmp_path / "run", {}, fill=lambda s: {"init": s.put("init", {"w": torch.ones(2)})})
+    assert RunStore.open(store.root).manifest["init"] == store.manifest["init"]

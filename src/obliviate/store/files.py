@@ -18,13 +18,21 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from ..errors import StoreLockedError
 
 
 def sha256_bytes(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_chunks(chunks: Sequence[bytes | memoryview]) -> str:
+    """The sha256 of the chunks joined, without joining them (hashlib releases the GIL on large chunks)."""
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def fsync_dir(path: Path) -> None:
@@ -39,12 +47,20 @@ def atomic_write_bytes(path: Path, data: bytes | memoryview, *, durable: bool = 
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix:
     temp file in the same folder, fsync, rename, fsync of the folder (``sync_dir=False`` leaves that
     last step to the caller, who batches it: see ``RunStore.commit``)."""
+    atomic_write_chunks(path, [data], durable=durable, sync_dir=sync_dir)
+
+
+def atomic_write_chunks(path: Path, chunks: Sequence[bytes | memoryview], *, durable: bool = True,
+                        sync_dir: bool = True) -> None:
+    """:func:`atomic_write_bytes` of the chunks joined, written one after another (unbuffered: no copy)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
+    with open(tmp, "wb", buffering=0) as fh:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view.nbytes:  # a raw write may be partial
+                view = view[fh.write(view) or 0:]
         if durable:
-            fh.flush()
             os.fsync(fh.fileno())
     os.replace(tmp, path)
     if durable and sync_dir:

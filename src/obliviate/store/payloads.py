@@ -1,5 +1,10 @@
 """Tensor payloads as safetensors bytes (never pickles), and optimizer state flattened into them.
 
+:func:`encode_tensors` lays a payload out as safetensors chunks (the header, then one zero-copy view of
+each tensor's memory) so the store can hash and write it without building the whole file in memory
+first: on the background writer that keeps the interpreter lock free for the training thread (hashing
+and file writes of large buffers release it; a serialiser building a ``bytes`` object does not).
+
 >>> import torch
 >>> blob = tensors_to_bytes({"w": torch.ones(2)}, {"kind": "test"})
 >>> t, meta = tensors_from_bytes(blob)
@@ -10,16 +15,62 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import torch
 from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+
+# torch dtype -> safetensors dtype name (the format's own names; see the safetensors specification)
+_DTYPES: dict[torch.dtype, str] = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+for _torch_name, _st_name in (("float8_e4m3fn", "F8_E4M3"), ("float8_e5m2", "F8_E5M2"), ("uint16", "U16"),
+                              ("uint32", "U32"), ("uint64", "U64")):
+    if hasattr(torch, _torch_name):
+        _DTYPES[getattr(torch, _torch_name)] = _st_name
+
+
+def encode_tensors(tensors: dict[str, torch.Tensor],
+                   metadata: dict[str, str] | None = None) -> tuple[list[memoryview | bytes], list[torch.Tensor]]:
+    """The safetensors file for ``tensors`` as chunks: ``[header, data of each tensor...]``.
+
+    Deterministic: tensors ordered by decreasing element size then name (every tensor stays aligned),
+    metadata keys sorted, header padded with spaces to 8 bytes. The data chunks are views of the
+    tensors' memory: the second list holds the tensors they view; keep it alive until written.
+
+    >>> chunks, _ = encode_tensors({"w": torch.ones(2)})
+    >>> tensors_from_bytes(b"".join(chunks))[0]["w"].tolist()
+    [1.0, 1.0]
+    """
+    if sys.byteorder != "little":  # safetensors is little-endian; views of native memory would be wrong
+        raise NotImplementedError("writing payloads needs a little-endian machine")
+    header: dict[str, Any] = {}
+    if metadata:
+        header["__metadata__"] = {k: metadata[k] for k in sorted(metadata)}
+    keep: list[torch.Tensor] = []
+    views: list[memoryview | bytes] = []
+    offset = 0
+    for name in sorted(tensors, key=lambda n: (-tensors[n].element_size(), n)):
+        t = tensors[name].detach()
+        if t.dtype not in _DTYPES:
+            raise TypeError(f"tensor {name!r} has dtype {t.dtype}, which a payload cannot hold; convert it to "
+                            f"one of {sorted(str(d) for d in _DTYPES)}")
+        t = t.cpu().contiguous()
+        n = t.numel() * t.element_size()
+        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
+        offset += n
+        keep.append(t)
+        views.append(memoryview(t.reshape(-1).view(torch.uint8).numpy()) if n else b"")
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-(len(text) + 8) % 8)
+    return [len(text).to_bytes(8, "little") + text, *views], keep
 
 
 def tensors_to_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
-    clean = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    return st_save(clean, metadata=metadata)
+    return b"".join(encode_tensors(tensors, metadata)[0])
 
 
 def tensors_from_bytes(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
 from ..errors import IntegrityError, StoreError, StoreFormatError
-from .files import atomic_write_bytes, file_lock, fsync_dir, remove_files, sha256_bytes, sync_files
-from .payloads import tensors_from_bytes, tensors_to_bytes
+from .files import (atomic_write_bytes, atomic_write_chunks, file_lock, fsync_dir, remove_files, sha256_bytes,
+                    sha256_chunks, sync_files)
+from .payloads import encode_tensors, tensors_from_bytes
 
 FORMAT = "obliviate-run"
 FORMAT_VERSION = 1
@@ -66,8 +68,13 @@ class RunStore:
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
-    def create(cls, root: str | Path, manifest: dict[str, Any], *, durable: bool = True) -> "RunStore":
-        """Make a new store at ``root`` (which must not hold a store already) with ``manifest``."""
+    def create(cls, root: str | Path, manifest: dict[str, Any], *, durable: bool = True,
+               fill: Callable[["RunStore"], dict[str, Any]] | None = None) -> "RunStore":
+        """Make a new store at ``root`` (which must not hold a store already) with ``manifest``.
+
+        ``fill(store)`` may write the first payloads and return the manifest entries naming them: they
+        are committed together with the store's creation, in one atomic manifest write.
+        """
         root = Path(root)
         if (root / MANIFEST).exists():
             raise StoreError(f"{root} already holds a run; choose another --out, or pass --resume to finish it")
@@ -75,7 +82,14 @@ class RunStore:
             raise StoreError(f"{root} exists and is not empty; choose an empty or new folder")
         (root / PAYLOADS).mkdir(parents=True, exist_ok=True)
         store = cls(root, {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}, durable=durable)
-        store.commit(store.manifest)
+        try:
+            if fill is not None:
+                store.manifest = {**store.manifest, **fill(store)}
+            store.commit(store.manifest)
+        except BaseException:
+            if not (root / MANIFEST).exists():  # no store came to be: leave the folder as it was found
+                shutil.rmtree(root / PAYLOADS, ignore_errors=True)
+            raise
         return store
 
     @classmethod
@@ -110,17 +124,19 @@ class RunStore:
     # -- payloads --------------------------------------------------------------------------------
     def put(self, kind: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """Write a payload (content-addressed, atomically) and return its ref. Does not touch the manifest."""
-        blob = tensors_to_bytes(tensors, metadata)
-        return self.put_bytes(kind, blob)
+        chunks, _keep_alive = encode_tensors(tensors, metadata)
+        return self.put_chunks(kind, chunks)
 
-    def put_bytes(self, kind: str, blob: bytes) -> dict[str, Any]:
-        digest = sha256_bytes(blob)
+    def put_chunks(self, kind: str, chunks: list[bytes | memoryview]) -> dict[str, Any]:
+        """Write the payload file made of ``chunks`` (as :func:`encode_tensors` lays it out)."""
+        digest = sha256_chunks(chunks)
+        size = sum(memoryview(c).nbytes for c in chunks)
         name = f"{kind}-{digest[:20]}.safetensors"
         path = self.root / PAYLOADS / name
-        if not (path.exists() and path.stat().st_size == len(blob)):
-            atomic_write_bytes(path, blob, durable=False)  # made durable in one go by the next commit
+        if not (path.exists() and path.stat().st_size == size):
+            atomic_write_chunks(path, chunks, durable=False)  # made durable in one go by the next commit
             self._unsynced.append(path)
-        return {"file": f"{PAYLOADS}/{name}", "sha256": digest, "bytes": len(blob)}
+        return {"file": f"{PAYLOADS}/{name}", "sha256": digest, "bytes": size}
 
     def get_with_metadata(self, ref: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """Read a payload, checking its size and content hash first."""

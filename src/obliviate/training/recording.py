@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 import platform
@@ -28,12 +29,14 @@ from .chain import (add, clone_state, load_state, optimizer_payload, optimizer_s
                     subtract)
 from .config import RunConfig
 from .partition import partition_ids, read_id_file
-from .run import ModelFactory, Run, RunData, apply_canary, choose_canary_ids, partition_payload, prepare_data
+from .run import (ModelFactory, Run, RunData, apply_canary, build_run_model, choose_canary_ids,
+                  partition_payload, prepare_data)
 from .writer import BackgroundWriter
 
 log = logging.getLogger(__name__)
 
 
+@functools.cache
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in ("obliviate", "torch", "numpy", "safetensors"):
@@ -41,11 +44,16 @@ def library_versions() -> dict[str, str]:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             out[pkg] = "unknown"
-    return out
+    return out.copy()
+
+
+Start = tuple[torch.nn.Module, torch.optim.Optimizer]
 
 
 def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
-               custom_model: bool) -> tuple[RunStore, dict[str, Any]]:
+               model_factory: ModelFactory | None) -> tuple[RunStore, Start]:
+    """Create the store with everything training starts from (partition, initial model and optimizer)
+    in its first manifest, and return that model and optimizer."""
     t = config.training
     order = read_id_file(t.order_file) if t.partition == "order" else None
     blocks = partition_ids(data.train.ids.numpy(), data.train.y.numpy(), t.blocks, strategy=t.partition,
@@ -55,7 +63,7 @@ def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
         canary = {"ids": choose_canary_ids(config, data.train, blocks[config.canary.block - 1]),
                   "block": config.canary.block, "target": config.canary.target}
     cfg = config.to_dict()
-    if custom_model:
+    if model_factory is not None:
         cfg["model"]["name"] = "custom"
     manifest = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -68,8 +76,16 @@ def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
         "blocks": [],
         "requests": [],
     }
-    store = RunStore.create(out, manifest)
-    return store, {"blocks": blocks, "validation": data.validation.ids.numpy()}
+    model = build_run_model(config, data.train, model_factory)
+    optimizer = make_optimizer(model, t)
+
+    def fill(store: RunStore) -> dict[str, Any]:
+        opt_tensors, opt_meta = optimizer_payload(optimizer)
+        return {"init": {"model": store.put("init-model", clone_state(model)),
+                         "optimizer": store.put("init-optimizer", opt_tensors, opt_meta)},
+                "partition": store.put("partition", partition_payload(blocks, data.validation.ids.numpy()))}
+
+    return RunStore.create(out, manifest, fill=fill), (model, optimizer)
 
 
 def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, splits: DatasetSplits | None = None,
@@ -82,6 +98,7 @@ def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, split
     """
     out = Path(out)
     data = prepare_data(config, splits)
+    start: Start | None = None
     if resume:
         store = RunStore.open(out)
         stored = RunConfig.from_dict(store.manifest["config"] | ({"model": config.to_dict()["model"]}
@@ -94,7 +111,7 @@ def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, split
     else:
         out.mkdir(parents=True, exist_ok=True)
         with file_lock(out / ".lock", exclusive=True, timeout=wait):
-            store, fresh = _new_store(out, config, data, splits is not None, model_factory is not None)
+            store, start = _new_store(out, config, data, splits is not None, model_factory)
     run = Run(store, config, apply_canary(store.manifest, config, data), model_factory)
     with store.lock(exclusive=True, timeout=wait):
         store.reload()
@@ -103,39 +120,34 @@ def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, split
             if store.manifest["status"] == "complete":
                 log.info("%s is already complete; nothing to resume", out)
                 return run
-        else:
-            _write_start(run, fresh)
-        _train_blocks(run)
+        _train_blocks(run, start)
     return run
 
 
-def _write_start(run: Run, fresh: dict[str, Any]) -> None:
-    store = run.store
+def _resume_state(run: Run) -> Start:
+    """The model and optimizer after the last stored block, from the chain."""
+    store, k = run.store, len(run.store.manifest["blocks"])
     model = run.build_model()
+    load_state(model, state_after(store, k))
     optimizer = make_optimizer(model, run.config.training)
-    opt_tensors, opt_meta = optimizer_payload(optimizer)
-    manifest = dict(store.manifest)
-    manifest["init"] = {"model": store.put("init-model", clone_state(model)),
-                        "optimizer": store.put("init-optimizer", opt_tensors, opt_meta)}
-    manifest["partition"] = store.put("partition", partition_payload(fresh["blocks"], fresh["validation"]))
-    store.commit(manifest)
+    optimizer.load_state_dict(optimizer_state_after(store, k))
+    return model, optimizer
 
 
-def _train_blocks(run: Run) -> None:
+def _train_blocks(run: Run, start: Start | None) -> None:
+    """Train the blocks not stored yet, from ``start`` (a fresh run's initial model and optimizer) or
+    from the stored chain. The writer's last payloads are written while the final model is evaluated."""
     store, cfg = run.store, run.config
     B = cfg.training.blocks
-    start = len(store.manifest["blocks"])
-    model = run.build_model()
-    previous = state_after(store, start)
-    load_state(model, previous)
-    optimizer = make_optimizer(model, cfg.training)
-    optimizer.load_state_dict(optimizer_state_after(store, start))
+    first = len(store.manifest["blocks"]) + 1
+    model, optimizer = start if start is not None else _resume_state(run)
+    previous = clone_state(model)
     x_all, y_all = run.train.x, run.train.y
     writer = BackgroundWriter(maxsize=2)
     t_start = time.perf_counter()
     pacing = {"interval": cfg.store.commit_interval_s, "last": time.monotonic()}
     try:
-        for k in progress(range(start + 1, B + 1), desc="training blocks", total=B - start):
+        for k in progress(range(first, B + 1), desc="training blocks", total=B - first + 1):
             pos = run.train.positions(torch.from_numpy(run.block_ids(k)))
             t0 = time.perf_counter()
             loss = train_block(model, optimizer, x_all[pos], y_all[pos], block=k, num_blocks=B, cfg=cfg.training)
@@ -148,15 +160,15 @@ def _train_blocks(run: Run) -> None:
             snapshot = previous if (k % cfg.store.snapshot_every == 0 or k == B) else None
             record = {"index": k, "size": int(len(pos)), "loss": loss, "wall_time_s": wall, "origin": "trained"}
             writer.submit(_block_job(store, record, update, opt_tensors, opt_meta, snapshot, pacing))
+        loop = time.perf_counter() - t_start
+        val_acc, val_loss = run.evaluate(model, "validation")
+        test_acc, test_loss = run.evaluate(model, "test")
     finally:
         writer.close()
-    total = time.perf_counter() - t_start
     manifest = dict(store.manifest)
-    val_acc, val_loss = run.evaluate(model, "validation")
-    test_acc, test_loss = run.evaluate(model, "test")
     manifest["metrics"] = {"validation_accuracy": val_acc, "validation_loss": val_loss,
                            "test_accuracy": test_acc, "test_loss": test_loss}
-    manifest["timing"] = {"train_wall_s": manifest.get("timing", {}).get("train_wall_s", 0.0) + total,
+    manifest["timing"] = {"train_wall_s": manifest.get("timing", {}).get("train_wall_s", 0.0) + loop,
                           "block_train_s": sum(b["wall_time_s"] for b in manifest["blocks"])}
     manifest["status"] = "complete"
     store.commit(manifest)

@@ -86,6 +86,14 @@ def partition_payload(blocks: list[np.ndarray], validation_ids: np.ndarray) -> d
             "validation": torch.from_numpy(np.asarray(validation_ids, dtype=np.int64))}
 
 
+def build_run_model(config: RunConfig, train: IndexedDataset, model_factory: ModelFactory | None = None) -> nn.Module:
+    """A fresh model for ``config`` (the user's ``model_factory``, else the named model, seeded)."""
+    if model_factory is not None:
+        return model_factory()
+    return build_model(config.model.name, train.input_shape, train.num_classes, seed=config.training.seed,
+                       **config.model.options)
+
+
 class Run:
     """An opened run store with its data. Use :func:`open_run` or :func:`~obliviate.training.train_run`."""
 
@@ -160,12 +168,9 @@ class Run:
     # -- models ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         """A fresh model of the run's architecture (weights are the seeded initial ones)."""
-        if self._model_factory is not None:
-            return self._model_factory()
-        if self.config.model.name == "custom":
+        if self._model_factory is None and self.config.model.name == "custom":
             raise StoreError(f"{self.path} was trained on a custom model; pass model_factory= to open_run")
-        return build_model(self.config.model.name, self.train.input_shape, self.train.num_classes,
-                           seed=self.config.training.seed, **self.config.model.options)
+        return build_run_model(self.config, self.train, self._model_factory)
 
     def model_after(self, k: int) -> nn.Module:
         """The model after block ``k`` of the stored chain (``k = num_blocks``: the current model)."""
