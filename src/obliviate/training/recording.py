@@ -36,15 +36,20 @@ from .writer import BackgroundWriter
 log = logging.getLogger(__name__)
 
 
-@functools.cache
 def library_versions() -> dict[str, str]:
+    """The versions of Python and the libraries a run records in its manifest."""
+    return dict(_library_versions())
+
+
+@functools.cache
+def _library_versions() -> tuple[tuple[str, str], ...]:
     out = {"python": platform.python_version()}
     for pkg in ("obliviate", "torch", "numpy", "safetensors"):
         try:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             out[pkg] = "unknown"
-    return out.copy()
+    return tuple(out.items())
 
 
 Start = tuple[torch.nn.Module, torch.optim.Optimizer]
