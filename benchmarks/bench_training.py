@@ -413,7 +413,7 @@ def writer_work_unprofiled(store: Any, manifest: dict[str, Any], tmp: Path) -> d
 
     payloads: list[list[Any]] = []
     out["safetensors layout (encode_tensors: header + zero-copy views, update + optimizer)"] = clock(
-        lambda: [payloads.extend((encode_tensors(update)[0], encode_tensors(opt, opt_meta)[0])) for _ in range(n)])
+        lambda: [payloads.extend((encode_tensors(update), encode_tensors(opt, opt_meta))) for _ in range(n)])
     out["sha256"] = clock(lambda: [sha256_chunks(c) for c in payloads])
     folder = tmp / "writer-replay"
     folder.mkdir()

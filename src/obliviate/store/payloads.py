@@ -33,15 +33,14 @@ for _torch_name, _st_name in (("float8_e4m3fn", "F8_E4M3"), ("float8_e5m2", "F8_
         _DTYPES[getattr(torch, _torch_name)] = _st_name
 
 
-def encode_tensors(tensors: dict[str, torch.Tensor],
-                   metadata: dict[str, str] | None = None) -> tuple[list[memoryview | bytes], list[torch.Tensor]]:
+def encode_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> list[memoryview | bytes]:
     """The safetensors file for ``tensors`` as chunks: ``[header, data of each tensor...]``.
 
     Deterministic: tensors ordered by decreasing element size then name (every tensor stays aligned),
     metadata keys sorted, header padded with spaces to 8 bytes. The data chunks are views of the
-    tensors' memory: the second list holds the tensors they view; keep it alive until written.
+    tensors' memory (each view keeps its tensor alive).
 
-    >>> chunks, _ = encode_tensors({"w": torch.ones(2)})
+    >>> chunks = encode_tensors({"w": torch.ones(2)})
     >>> tensors_from_bytes(b"".join(chunks))[0]["w"].tolist()
     [1.0, 1.0]
     """
@@ -50,7 +49,6 @@ def encode_tensors(tensors: dict[str, torch.Tensor],
     header: dict[str, Any] = {}
     if metadata:
         header["__metadata__"] = {k: metadata[k] for k in sorted(metadata)}
-    keep: list[torch.Tensor] = []
     views: list[memoryview | bytes] = []
     offset = 0
     for name in sorted(tensors, key=lambda n: (-tensors[n].element_size(), n)):
@@ -62,15 +60,14 @@ def encode_tensors(tensors: dict[str, torch.Tensor],
         n = t.numel() * t.element_size()
         header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
         offset += n
-        keep.append(t)
         views.append(memoryview(t.reshape(-1).view(torch.uint8).numpy()) if n else b"")
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-(len(text) + 8) % 8)
-    return [len(text).to_bytes(8, "little") + text, *views], keep
+    return [len(text).to_bytes(8, "little") + text, *views]
 
 
 def tensors_to_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
-    return b"".join(encode_tensors(tensors, metadata)[0])
+    return b"".join(encode_tensors(tensors, metadata))
 
 
 def tensors_from_bytes(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

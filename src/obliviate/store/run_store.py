@@ -124,8 +124,7 @@ class RunStore:
     # -- payloads --------------------------------------------------------------------------------
     def put(self, kind: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """Write a payload (content-addressed, atomically) and return its ref. Does not touch the manifest."""
-        chunks, _keep_alive = encode_tensors(tensors, metadata)
-        return self.put_chunks(kind, chunks)
+        return self.put_chunks(kind, encode_tensors(tensors, metadata))
 
     def put_chunks(self, kind: str, chunks: list[bytes | memoryview]) -> dict[str, Any]:
         """Write the payload file made of ``chunks`` (as :func:`encode_tensors` lays it out)."""

@@ -126,6 +126,17 @@ def stopping_rule_names() -> list[str]:
 
 
 def register_stopping_rule(name: str, factory: Callable[..., StoppingRule]) -> None:
+    """Make a rule of your own available by name to :func:`make_stopping_rule` (in this process).
+
+    >>> @dataclass(frozen=True)
+    ... class AfterThree:
+    ...     name: str = "after-three"
+    ...     def decide(self, series, *, affected):
+    ...         return Decision(affected >= 3, f"after-three: {affected} affected blocks")
+    >>> register_stopping_rule("after-three", AfterThree)
+    >>> make_stopping_rule("after-three").decide([], affected=3).stop
+    True
+    """
     _RULES[name] = factory
 
 

@@ -282,17 +282,7 @@ class OracleBank:
         return f"oracle-{seed}-after{self.t}.safetensors" if after else f"oracle-{seed}.safetensors"
 
     def _load(self, index: dict[str, Any], seed: int, after: bool = False) -> State | None:
-        entry = index.get("files", {}).get(self._file(seed, after))
-        if entry is None:
-            return None
-        try:
-            blob = (self.folder / entry["file"]).read_bytes()
-        except OSError:
-            return None
-        if len(blob) != entry["bytes"] or sha256_bytes(blob) != entry["sha256"]:
-            log.warning("cached oracle %s does not match its hash; retraining it", entry["file"])
-            return None
-        return tensors_from_bytes(blob)[0]
+        return _read_cached(self.folder, index.get("files", {}).get(self._file(seed, after)))
 
     def _put(self, index: dict[str, Any], seed: int, state: State, after: bool = False) -> None:
         name = self._file(seed, after)
@@ -379,7 +369,11 @@ def cached_exact_state(run: Run, request_id: int | None = None) -> State | None:
     index = _read_index(folder)
     if index is None or index.get("key") != key:
         return None
-    entry = index.get("files", {}).get(f"oracle-{run.config.training.seed}.safetensors")
+    return _read_cached(folder, index.get("files", {}).get(f"oracle-{run.config.training.seed}.safetensors"))
+
+
+def _read_cached(folder: Path, entry: dict[str, Any] | None) -> State | None:
+    """A cached oracle's state, or ``None`` when it is not indexed, missing or fails its hash."""
     if entry is None:
         return None
     try:
@@ -387,6 +381,7 @@ def cached_exact_state(run: Run, request_id: int | None = None) -> State | None:
     except OSError:
         return None
     if len(blob) != entry["bytes"] or sha256_bytes(blob) != entry["sha256"]:
+        log.warning("cached oracle %s does not match its hash; it will be retrained", folder / entry["file"])
         return None
     return tensors_from_bytes(blob)[0]
 
