@@ -48,15 +48,18 @@ def run(args: argparse.Namespace) -> int:
     if result.noop:
         print(f"nothing to do: all {len(result.ids_already_deleted)} id(s) were already deleted", file=sys.stderr)
         return 0
-    print(format_table(["request", "method", "outcome", "deleted", "blocks d..t", "retrained", "wall s",
-                        "test acc before", "test acc after"],
-                       [[result.request_id, result.method, result.outcome, len(result.ids_deleted),
-                         f"{result.d}..{result.t}", f"{result.blocks_retrained}/{result.blocks_total}",
-                         result.wall_time_s, result.accuracy_before["test"], result.accuracy_after["test"]]]))
+    plan = result.plan.get("predicted_s", {})
+    print(format_table(["request", "method", "outcome", "deleted", "blocks d..t", "wall s", "predicted exact s",
+                        "val acc before", "val acc after"],
+                       [[result.request_id, result.method, result.summary, len(result.ids_deleted),
+                         f"{result.d}..{result.t}", result.wall_time_s, plan.get("exact", float("nan")),
+                         result.accuracy_before["validation"], result.accuracy_after["validation"]]]))
     if result.ids_already_deleted:
         print(f"{len(result.ids_already_deleted)} id(s) were already deleted (no-op for them)")
     for g in result.guard:
         if not g["passed"]:
             print(f"guard rejected the stitch after block {g['block']}: {'; '.join(g['reasons'])}")
+    for note in result.plan.get("notes", []):
+        print(f"plan: {note}")
     print(f"purged {len(result.purged_files)} stored payload(s) of the old chain")
     return 0

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -164,12 +165,22 @@ class RunStore:
     # -- manifest --------------------------------------------------------------------------------
     def commit(self, manifest: dict[str, Any]) -> None:
         """Atomically replace the manifest. Every payload it names must already be written."""
-        if self._unsynced and self.durable:  # payloads (content and names) durable before the manifest names them
-            sync_files(self._unsynced)
+        data = json.dumps(manifest, separators=(",", ":")).encode()  # compact: rewritten often
+        if not self.durable:
+            atomic_write_bytes(self.root / MANIFEST, data, durable=False)
+            self.manifest = manifest
+            return
+        # one barrier makes the payloads (content and names) and the new manifest's content durable
+        # before the rename publishes it; then the rename itself is made durable
+        tmp = self.root / f".{MANIFEST}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as fh:  # a leftover of a crash here is removed by collect_garbage
+            fh.write(data)
+        sync_files([*self._unsynced, tmp])
+        if self._unsynced:
             fsync_dir(self.root / PAYLOADS)
             self._unsynced = []
-        data = json.dumps(manifest, separators=(",", ":")).encode()  # compact: rewritten often
-        atomic_write_bytes(self.root / MANIFEST, data, durable=self.durable)
+        os.replace(tmp, self.root / MANIFEST)
+        fsync_dir(self.root)
         self.manifest = manifest
 
     def referenced_files(self) -> set[str]:
@@ -183,6 +194,7 @@ class RunStore:
         keep = self.referenced_files()
         folder = self.root / PAYLOADS
         doomed = [p for p in folder.iterdir() if f"{PAYLOADS}/{p.name}" not in keep]
+        doomed += list(self.root.glob(f".{MANIFEST}.tmp-*"))  # a manifest write a crash interrupted
         remove_files(doomed)
         return sorted(p.name for p in doomed)
 

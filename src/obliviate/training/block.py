@@ -54,34 +54,60 @@ def deterministic(seed: int) -> Iterator[None]:
 
 
 def train_block(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-                *, block: int, num_blocks: int, cfg: TrainingConfig) -> float:
+                *, block: int, num_blocks: int, cfg: TrainingConfig, slots: torch.Tensor | None = None,
+                num_slots: int | None = None) -> float:
     """Train ``E`` epochs on the block's samples ``x, y`` (in canonical id order). Returns the mean loss.
 
     ``block`` is 1-based. An empty block trains nothing.
+
+    ``slots`` (with ``num_slots``) says where each row stands among the block's *recorded* members
+    when some of them were deleted: row ``i`` is recorded member ``slots[i]`` of ``num_slots``. The
+    minibatches are then drawn over the recorded members exactly as when the block was recorded, and
+    a deleted member is left out of its minibatch (whose loss keeps the recorded batch's normaliser).
+    So a deletion changes only the minibatches that held deleted samples, by exactly their terms,
+    instead of reshuffling the whole block: the retrained trajectory stays as close to the stored one
+    as the deletion allows, which is what makes a stitch accurate. No deleted sample is ever read.
+    Without ``slots`` the rows are the recorded members themselves (recording, replay).
     """
     n = int(x.shape[0])
     if n == 0:
         return float("nan")
-    nb = math.ceil(n / cfg.batch_size)
+    total_slots = n if slots is None else int(num_slots if num_slots is not None else n)
+    row_of: torch.Tensor | None = None
+    if slots is not None:
+        if len(slots) != n or total_slots < n:
+            raise ValueError(f"slots must give one recorded position per row ({n}) within {total_slots}")
+        row_of = torch.full((total_slots,), -1, dtype=torch.int64)
+        row_of[slots.to(torch.int64)] = torch.arange(n)
+    nb = math.ceil(total_slots / cfg.batch_size)
     epochs = cfg.epochs_per_block
     total = torch.zeros(())
     model.train()
     with deterministic(_mix(cfg.seed, block)):
         for e in range(epochs):
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(_mix(cfg.seed, block, e)))
+            perm = torch.randperm(total_slots, generator=torch.Generator().manual_seed(_mix(cfg.seed, block, e)))
             for i in range(nb):
                 idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                recorded = len(idx)
+                if row_of is not None:
+                    idx = row_of[idx]
+                    idx = idx[idx >= 0]
+                    if len(idx) == 0:  # every sample of this minibatch was deleted
+                        continue
                 progress = (block - 1 + (e + i / nb) / epochs) / num_blocks
                 rate = lr_at(progress, lr=cfg.lr, schedule=cfg.schedule, min_lr_ratio=cfg.min_lr_ratio,
                              warmup_fraction=cfg.warmup_fraction)
                 for group in optimizer.param_groups:
                     group["lr"] = rate
                 optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(x[idx]), y[idx])
+                if len(idx) == recorded:  # the recorded minibatch, computed exactly as when recorded
+                    loss = F.cross_entropy(model(x[idx]), y[idx])
+                else:
+                    loss = F.cross_entropy(model(x[idx]), y[idx], reduction="sum") / recorded
                 loss.backward()
                 optimizer.step()
-                total += loss.detach() * len(idx)
-    return float(total) / (n * epochs)
+                total += loss.detach() * recorded
+    return float(total) / (total_slots * epochs)
 
 
 @torch.no_grad()
@@ -89,7 +115,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     """(accuracy, mean cross-entropy loss) of ``model`` on ``x, y``, in eval mode (mode restored)."""
     if len(y) == 0:
         return float("nan"), float("nan")
-    logits = predict_logits(model, x, batch_size=batch_size)
+    return accuracy_and_loss(predict_logits(model, x, batch_size=batch_size), y)
+
+
+def accuracy_and_loss(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of ``logits`` against labels ``y``."""
+    if len(y) == 0:
+        return float("nan"), float("nan")
     loss = F.cross_entropy(logits, y).item()
     return float((logits.argmax(1) == y).float().mean()), float(loss)
 

@@ -70,3 +70,34 @@ def load_state(model: torch.nn.Module, state: State) -> None:
         own = model.state_dict()
         for k, v in state.items():
             own[k].copy_(v)
+
+
+def advance(model: torch.nn.Module, optimizer: torch.optim.Optimizer, previous: State, x: torch.Tensor,
+            y: torch.Tensor, *, block: int, num_blocks: int, cfg: Any, slots: torch.Tensor | None = None,
+            num_slots: int | None = None) -> tuple[State, State, float]:
+    """One step of the chain: train block ``block`` from ``previous`` (already loaded in ``model``),
+    then continue from the chain's own reconstruction ``previous + update`` (not from the model's
+    slightly different float state), so that replaying the block from the stored state reproduces
+    the stored update bit for bit. Returns ``(update, state, loss)``; ``model`` holds ``state``.
+
+    Every caller that trains a block of a run goes through here: recording, replay, the unlearning
+    engine's modes, the oracles and the benchmarks' noise floors.
+    """
+    from .block import train_block
+
+    loss = train_block(model, optimizer, x, y, block=block, num_blocks=num_blocks, cfg=cfg, slots=slots,
+                       num_slots=num_slots)
+    update = subtract(clone_state(model), previous)
+    state = add(previous, update)
+    load_state(model, state)
+    return update, state, loss
+
+
+def stitch(final: State, new_t: State, old_t: State, damping: float = 1.0) -> State:
+    """DeepObliviate's stitch: ``theta_B + a (theta'_t - theta_t)``; ``a = 1`` is the paper's
+    ``theta'_t + (theta_B - theta_t)`` (the stored updates after ``t`` kept as they are). The one
+    definition of the formula: the engine, the commit's snapshot re-basing and verification use it."""
+    if damping == 1.0:
+        return {k: final[k] + (new_t[k] - old_t[k]) for k in final}
+    return {k: final[k] + (new_t[k] - old_t[k]) * damping if final[k].is_floating_point()
+            else final[k] + (new_t[k] - old_t[k]) for k in final}

@@ -24,9 +24,9 @@ from .._logging import progress
 from ..data import DatasetSplits
 from ..errors import ConfigError, StoreError
 from ..store import RunStore, file_lock
-from .block import make_optimizer, train_block
-from .chain import (add, clone_state, load_state, optimizer_payload, optimizer_state_after, state_after,
-                    subtract)
+from .block import accuracy_and_loss, make_optimizer, predict_logits
+from .predictions import KEY as PREDICTIONS_KEY, predictions_entry
+from .chain import advance, clone_state, load_state, optimizer_payload, optimizer_state_after, state_after
 from .config import RunConfig
 from .partition import partition_ids, read_id_file
 from .run import (ModelFactory, Run, RunData, apply_canary, build_run_model, choose_canary_ids,
@@ -155,26 +155,29 @@ def _train_blocks(run: Run, start: Start | None) -> None:
         for k in progress(range(first, B + 1), desc="training blocks", total=B - first + 1):
             pos = run.train.positions(torch.from_numpy(run.block_ids(k)))
             t0 = time.perf_counter()
-            loss = train_block(model, optimizer, x_all[pos], y_all[pos], block=k, num_blocks=B, cfg=cfg.training)
+            update, previous, loss = advance(model, optimizer, previous, x_all[pos], y_all[pos], block=k,
+                                             num_blocks=B, cfg=cfg.training)
             wall = time.perf_counter() - t0
-            current = clone_state(model)
-            update = subtract(current, previous)
-            previous = add(previous, update)  # the chain's reconstruction: training continues from it
-            load_state(model, previous)
             opt_tensors, opt_meta = optimizer_payload(optimizer)
             snapshot = previous if (k % cfg.store.snapshot_every == 0 or k == B) else None
             record = {"index": k, "size": int(len(pos)), "loss": loss, "wall_time_s": wall, "origin": "trained"}
             writer.submit(_block_job(store, record, update, opt_tensors, opt_meta, snapshot, pacing))
         loop = time.perf_counter() - t_start
-        val_acc, val_loss = run.evaluate(model, "validation")
+        t_eval = time.perf_counter()
+        val_logits = predict_logits(model, run.validation.x)
+        eval_s = time.perf_counter() - t_eval
+        val_acc, val_loss = accuracy_and_loss(val_logits, run.validation.y)
         test_acc, test_loss = run.evaluate(model, "test")
     finally:
         writer.close()
     manifest = dict(store.manifest)
+    if len(run.validation):  # the guard of every later forget compares with these
+        manifest[PREDICTIONS_KEY] = predictions_entry(store, manifest, val_logits.argmax(1))
     manifest["metrics"] = {"validation_accuracy": val_acc, "validation_loss": val_loss,
                            "test_accuracy": test_acc, "test_loss": test_loss}
     manifest["timing"] = {"train_wall_s": manifest.get("timing", {}).get("train_wall_s", 0.0) + loop,
-                          "block_train_s": sum(b["wall_time_s"] for b in manifest["blocks"])}
+                          "block_train_s": sum(b["wall_time_s"] for b in manifest["blocks"]),
+                          "validation_eval_s": eval_s}
     manifest["status"] = "complete"
     store.commit(manifest)
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from .block import make_optimizer, train_block
-from .chain import State, clone_state, load_state, optimizer_state_after, state_after, subtract
+from .block import make_optimizer
+from .chain import State, advance, load_state, optimizer_state_after, state_after
 from .run import Run
 
 
@@ -29,7 +29,8 @@ def replay_block(run: Run, k: int) -> State:
     load_state(model, before)
     optimizer = make_optimizer(model, run.config.training)
     optimizer.load_state_dict(optimizer_state_after(run.store, k - 1))
-    pos = run.train.positions(torch.from_numpy(run.block_ids(k)))
-    train_block(model, optimizer, run.train.x[pos], run.train.y[pos], block=k, num_blocks=run.num_blocks,
-                cfg=run.config.training)
-    return subtract(clone_state(model), before)
+    data = run.block_data(k)
+    update, _, _ = advance(model, optimizer, before, run.train.x[data.positions], run.train.y[data.positions],
+                           block=k, num_blocks=run.num_blocks, cfg=run.config.training, slots=data.slots,
+                           num_slots=data.num_slots)
+    return update

@@ -78,12 +78,34 @@ def choose_canary_ids(config: RunConfig, train: IndexedDataset, block_ids: np.nd
     return sorted(rng.choice(eligible, size=c.count, replace=False).tolist())
 
 
-def partition_payload(blocks: list[np.ndarray], validation_ids: np.ndarray) -> dict[str, torch.Tensor]:
-    """Block membership as a tensor payload (read back by ``Run._partition``)."""
+def partition_payload(blocks: list[np.ndarray], validation_ids: np.ndarray,
+                      recorded: list[np.ndarray] | None = None) -> dict[str, torch.Tensor]:
+    """Block membership as a tensor payload (read back by ``Run._partition``).
+
+    ``blocks``: the current members of each block; ``recorded``: the members each block was recorded
+    with (deleted ids included: only their integer ids, never their data), which fixes the minibatch
+    layout every later replay of the block uses (see ``train_block``). Defaults to ``blocks``.
+    """
+    recorded = blocks if recorded is None else recorded
     offsets = np.cumsum([0] + [len(b) for b in blocks])
+    slot_offsets = np.cumsum([0] + [len(b) for b in recorded])
     return {"ids": torch.from_numpy(np.concatenate(blocks).astype(np.int64)),
             "offsets": torch.from_numpy(offsets.astype(np.int64)),
+            "recorded_ids": torch.from_numpy(np.concatenate(recorded).astype(np.int64)),
+            "recorded_offsets": torch.from_numpy(slot_offsets.astype(np.int64)),
             "validation": torch.from_numpy(np.asarray(validation_ids, dtype=np.int64))}
+
+
+@dataclass(frozen=True)
+class BlockData:
+    """What training block ``k`` reads: rows of the training pool and their recorded minibatch slots."""
+
+    positions: torch.Tensor  # rows of ``run.train`` (the retained members, canonical id order)
+    slots: torch.Tensor | None  # each row's position among the recorded members; None: no member deleted
+    num_slots: int
+
+    def __len__(self) -> int:
+        return int(len(self.positions))
 
 
 def build_run_model(config: RunConfig, train: IndexedDataset, model_factory: ModelFactory | None = None) -> nn.Module:
@@ -103,7 +125,7 @@ class Run:
         self.config = config
         self.data = data
         self._model_factory = model_factory
-        self._partition_cache: tuple[str, list[np.ndarray], np.ndarray] | None = None
+        self._partition_cache: tuple[str, list[np.ndarray], np.ndarray, list[np.ndarray]] | None = None
 
     # -- basic facts -----------------------------------------------------------------------------
     @property
@@ -145,18 +167,30 @@ class Run:
         return list(self.manifest.get("canary", {}).get("ids", []))
 
     # -- membership ------------------------------------------------------------------------------
-    def _partition(self) -> tuple[list[np.ndarray], np.ndarray]:
+    def _partition(self) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
         ref = self.manifest["partition"]
         if self._partition_cache is None or self._partition_cache[0] != ref["sha256"]:
             t = self.store.get(ref)
             ids, offsets = t["ids"].numpy(), t["offsets"].numpy()
             blocks = [ids[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
-            self._partition_cache = (ref["sha256"], blocks, t["validation"].numpy())
-        return self._partition_cache[1], self._partition_cache[2]
+            if "recorded_ids" in t:
+                rids, roff = t["recorded_ids"].numpy(), t["recorded_offsets"].numpy()
+                recorded = [rids[roff[i]:roff[i + 1]] for i in range(len(roff) - 1)]
+            else:  # runs written before recorded slots were kept: the current members are the layout
+                recorded = blocks
+            self._partition_cache = (ref["sha256"], blocks, t["validation"].numpy(), recorded)
+        return self._partition_cache[1], self._partition_cache[2], self._partition_cache[3]
 
     def block_ids(self, k: int) -> np.ndarray:
         """Current members of block ``k`` (1-based), sorted: deleted samples are gone."""
         return self._partition()[0][k - 1]
+
+    def recorded_block_ids(self, k: int) -> np.ndarray:
+        """The members block ``k`` was recorded with (sorted), deleted ones included (ids only)."""
+        return self._partition()[2][k - 1]
+
+    def all_recorded_block_ids(self) -> list[np.ndarray]:
+        return list(self._partition()[2])
 
     def all_block_ids(self) -> list[np.ndarray]:
         return list(self._partition()[0])
@@ -164,6 +198,18 @@ class Run:
     def block_of(self) -> dict[int, int]:
         """Map from every current training id to its block (1-based)."""
         return {int(i): k + 1 for k, ids in enumerate(self._partition()[0]) for i in ids}
+
+    def block_data(self, k: int, exclude: set[int] | frozenset[int] = frozenset()) -> BlockData:
+        """The rows block ``k`` trains on, without the ids in ``exclude``, with their recorded slots."""
+        current = self.block_ids(k)
+        if exclude:
+            current = current[~np.isin(current, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))]
+        recorded = self.recorded_block_ids(k)
+        positions = self.train.positions(torch.from_numpy(np.ascontiguousarray(current)))
+        if len(current) == len(recorded):
+            return BlockData(positions, None, len(recorded))
+        slots = torch.from_numpy(np.searchsorted(recorded, current).astype(np.int64))
+        return BlockData(positions, slots, len(recorded))
 
     # -- models ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:

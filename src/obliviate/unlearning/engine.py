@@ -2,9 +2,12 @@
 
 Modes (``methods()``):
 
-- ``deepobliviate``: retrain from the first block ``d`` holding a sample of ``U``; after the last such
-  block ``m``, ask the stopping rule whether to try a stitch
-  ``theta'_t + (theta_B - theta_t)``; the guard validates it; a failed stitch keeps retraining.
+- ``deepobliviate``: retrain from the first block ``d`` holding a sample of ``U``; from the last such
+  block ``m`` on, where the planner says an attempt can pay off (``planner.py``) and the stopping
+  rule agrees, try the stitch ``theta_B + a (theta'_t - theta_t)`` (``a = 1``: the paper's
+  ``theta'_t + (theta_B - theta_t)``; for users the stored model measurably memorised, ``a`` is matched
+  on their loss, see ``damping.py``); the guard's paired tests validate it; a rejected stitch keeps
+  retraining, and once no attempt can pay off the engine replays plainly to the exact result.
 - ``exact``: never stop early: retrain ``d..B``. Equals retraining from scratch without ``U`` (same
   seeds, same partition) bit for bit on CPU.
 - ``retrain``: retrain ``1..B`` from the stored initial model: the naive baseline.
@@ -23,6 +26,7 @@ next writer purges the leftovers). Requests apply in order, each on the chain th
 (2, True, False)
 """
 
+
 from __future__ import annotations
 
 import logging
@@ -36,13 +40,16 @@ import torch.nn.functional as F
 
 from .._faults import crash_point
 from .._logging import progress
-from ..errors import RequestError, UnknownNameError
-from ..training.block import evaluate, make_optimizer, predict_logits, train_block
-from ..training.chain import State, add, clone_state, load_state, optimizer_payload, optimizer_state_after, \
-    state_after, subtract
+from ..errors import ConfigError, RequestError, UnknownNameError
+from ..training.block import accuracy_and_loss, make_optimizer, predict_logits
+from ..training.chain import State, add, advance, load_state, optimizer_payload, optimizer_state_after, \
+    state_after, stitch
+from ..training.predictions import validation_predictions
 from ..training.run import Run
-from .commit import commit_request
+from .commit import PendingChain, commit_request
+from .damping import median_loss, solve_damping
 from .guard import StitchGuard
+from .planner import Plan, make_plan
 from .residual import BlockResidual, function_residual, parameter_residual
 from .result import ForgetResult
 from .stopping import Bounds, StoppingRule, make_stopping_rule
@@ -58,15 +65,37 @@ def methods() -> list[str]:
 
 @dataclass(frozen=True)
 class ForgetOptions:
-    """Settings of the engine (defaults chosen from the benchmarks, docs/unlearning.md)."""
+    """Settings of the engine (defaults chosen from the benchmarks, docs/unlearning.md).
+
+    ``damping``: ``"auto"`` matches the stitch's loss on memorised users (``damping.py``); a number
+    fixes ``a``; 1.0 is the paper's plain stitch. ``memorised_gap``: nats of loss gap on ``U`` above
+    which a user counts as memorised. ``max_overshoot``: the most a ``deepobliviate`` request may
+    spend on stitch attempts, as a share of the exact mode's predicted cost. ``function_residual``:
+    measure function-space residuals on a probe set after every retrained block (costs a forward
+    pass per block; the default rule does not need it). ``evaluate_test``: also evaluate the test set
+    for the report (not part of the request; off by default).
+    """
 
     rule: StoppingRule = field(default_factory=lambda: make_stopping_rule("immediate"))
     bounds: Bounds = field(default_factory=Bounds)
     guard: StitchGuard = field(default_factory=StitchGuard)
+    damping: str | float = "auto"
+    memorised_gap: float = 1.0
+    max_overshoot: float = 0.05
     probe_size: int = 256
-    function_residual: bool = True
-    evaluate_test: bool = True  # test accuracy after the request (reporting only: not in its wall time)
+    function_residual: bool = False
+    evaluate_test: bool = False
     commit: bool = True  # False: compute the unlearned model without touching the store (benchmarks)
+
+    def __post_init__(self) -> None:
+        if not (self.damping == "auto" or (isinstance(self.damping, (int, float)) and 0 <= self.damping <= 1)):
+            raise ConfigError(f"Expected damping 'auto' or a number in [0, 1], but got {self.damping!r}")
+        if self.memorised_gap < 0:
+            raise ConfigError(f"Expected memorised_gap >= 0, but got {self.memorised_gap}")
+        if not 0 <= self.max_overshoot <= 1:
+            raise ConfigError(f"Expected max_overshoot in [0, 1], but got {self.max_overshoot}")
+        if self.probe_size < 1:
+            raise ConfigError(f"Expected probe_size >= 1, but got {self.probe_size}")
 
 
 def resolve_request(run: Run, ids: Iterable[int]) -> tuple[list[int], list[int]]:
@@ -88,11 +117,12 @@ def forget(run: Run, ids: Iterable[int], *, method: str = "deepobliviate", optio
     if method not in METHODS:
         raise UnknownNameError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     opts = options or ForgetOptions()
+    requested = sorted({int(i) for i in ids})  # read once: ``ids`` may be a generator
     with run.store.lock(exclusive=True, timeout=wait):
         crash_point("forget:locked")
         run.store.reload()
         run.store.collect_garbage()  # finish the purge of an earlier interrupted request
-        return _forget_locked(run, ids, method, opts)
+        return _Request(run, requested, method, opts).run()
 
 
 def forget_many(run: Run, requests: Sequence[Iterable[int]], *, method: str = "deepobliviate",
@@ -104,124 +134,243 @@ def forget_many(run: Run, requests: Sequence[Iterable[int]], *, method: str = "d
     return [forget(run, r, method=method, options=options, wait=wait) for r in requests]
 
 
-def _forget_locked(run: Run, ids: Iterable[int], method: str, opts: ForgetOptions) -> ForgetResult:
-    t_start = time.perf_counter()
-    store, cfg = run.store, run.config.training
-    if run.status != "complete":
-        raise RequestError(f"{run.path} is not fully trained ({len(run.manifest['blocks'])} of {run.num_blocks} "
-                           f"blocks); finish it with `obliviate train CONFIG --out {run.path} --resume`")
-    to_delete, already = resolve_request(run, ids)
-    B = run.num_blocks
-    metrics = run.manifest.get("metrics", {})
-    before = {"validation": metrics.get("validation_accuracy", float("nan")),
-              "test": metrics.get("test_accuracy", float("nan"))}
-    base = dict(request_id=None, method=method, ids_requested=sorted({int(i) for i in ids}),
-                ids_deleted=to_delete, ids_already_deleted=already, blocks_total=B,
-                stopping_rule=opts.rule.name, accuracy_before=before,
-                recorded_train_s=float(run.manifest.get("timing", {}).get("train_wall_s", 0.0)))
-    if not to_delete:
-        return ForgetResult(d=None, m=None, t=None, blocks_retrained=0, stitched=False, outcome="no-op",
-                            accuracy_after=before, wall_time_s=time.perf_counter() - t_start, **base)
+@dataclass
+class _Attempt:
+    """A stitch candidate after block ``t``."""
 
-    block_of = run.block_of()
-    blocks_of_u = sorted({block_of[i] for i in to_delete})
-    d, m = blocks_of_u[0], blocks_of_u[-1]
-    start = 1 if method == "retrain" else d
-    u_set = set(to_delete)
-    u_data = run.train.select(torch.tensor(to_delete))
-    probe = _probe(run, u_set, opts.probe_size)
+    t: int
+    state: State
+    damping: float
+    old_t: State
 
-    t_report = time.perf_counter()
-    canary_before = run.canary_success(run.final_model()) if set(run.canary_ids()) & u_set else None
-    t_start += time.perf_counter() - t_report  # reporting only, like the test-set evaluation below
-    model = run.build_model()
-    new_prev = state_after(store, start - 1)
-    old_prev = new_prev
-    load_state(model, new_prev)
-    optimizer = make_optimizer(model, cfg)
-    optimizer.load_state_dict(optimizer_state_after(store, start - 1))
-    old_final = state_after(store, B) if method == "deepobliviate" else None
-    original_val = (metrics.get("validation_accuracy"), metrics.get("validation_loss"))
 
-    new_blocks: list[dict[str, Any]] = []
-    payloads: list[tuple[int, State, tuple[State, dict[str, str]], State | None]] = []
-    every = run.config.store.snapshot_every
-    residuals: list[BlockResidual] = []
-    decisions: list[dict[str, Any]] = []
-    guards: list[dict[str, Any]] = []
-    stitched_state: State | None = None
-    train_time = 0.0
-    t = B
-    for k in progress(range(start, B + 1), desc=f"forget ({method})", total=B - start + 1):
-        members = np.array([i for i in run.block_ids(k) if i not in u_set], dtype=np.int64) if k <= m \
-            else run.block_ids(k)
-        pos = run.train.positions(torch.from_numpy(members))
-        t0 = time.perf_counter()
-        loss = train_block(model, optimizer, run.train.x[pos], run.train.y[pos], block=k, num_blocks=B, cfg=cfg)
-        train_time += time.perf_counter() - t0
-        update = subtract(clone_state(model), new_prev)
-        new_prev = add(new_prev, update)
+class _Request:
+    """One forget request, holding the lock: replay, attempts, commit. ``run()`` does it all."""
+
+    def __init__(self, run: Run, requested: list[int], method: str, opts: ForgetOptions) -> None:
+        self.run_, self.requested, self.method, self.opts = run, requested, method, opts
+        self.t_start = time.perf_counter()
+        self.report_s = 0.0  # reporting only (test set, canary): excluded from the wall time
+
+    # -- the request -----------------------------------------------------------------------------
+    def run(self) -> ForgetResult:
+        run, opts = self.run_, self.opts
+        if run.status != "complete":
+            raise RequestError(f"{run.path} is not fully trained ({len(run.manifest['blocks'])} of {run.num_blocks} "
+                               f"blocks); finish it with `obliviate train CONFIG --out {run.path} --resume`")
+        to_delete, already = resolve_request(run, self.requested)
+        metrics = run.manifest.get("metrics", {})
+        before = {"validation": metrics.get("validation_accuracy", float("nan")),
+                  "test": metrics.get("test_accuracy", float("nan"))}
+        base = dict(request_id=None, method=self.method, ids_requested=self.requested, ids_deleted=to_delete,
+                    ids_already_deleted=already, blocks_total=run.num_blocks, stopping_rule=opts.rule.name,
+                    accuracy_before=before,
+                    recorded_train_s=float(run.manifest.get("timing", {}).get("train_wall_s", 0.0)))
+        if not to_delete:
+            return ForgetResult(d=None, m=None, t=None, blocks_retrained=0, stitched=False, outcome="no-op",
+                                accuracy_after=before, wall_time_s=time.perf_counter() - self.t_start, **base)
+        self.u_set = set(to_delete)
+        self.plan = make_plan(run, to_delete, self.method, max_overshoot=opts.max_overshoot)
+        canary_before = self._report(lambda: run.canary_success(run.final_model())) \
+            if set(run.canary_ids()) & self.u_set else None
+        final_state, attempt, val_pred, val = self._replay()
+        result = self._result(base, final_state, attempt, val)
+        if canary_before is not None:  # kept so verification can later weigh the original's canary memory
+            model = self._model(final_state)
+            result.canary = {"before": list(canary_before), "after": list(self._report(lambda: run.canary_success(model)))}
+        result.report_time_s = self.report_s
+        if opts.commit:
+            result.wall_time_s = self._elapsed()  # recorded in the manifest: up to the commit
+            self._fill_plan(result)
+            commit_request(run, result, self.pending, stitched=attempt is not None, validation_predicted=val_pred,
+                           metrics={"validation_accuracy": val[0], "validation_loss": val[1],
+                                    "test_accuracy": result.accuracy_after.get("test", float("nan")),
+                                    "test_loss": self.test_loss})
+        else:
+            self.pending.finish()
+        result.wall_time_s = self._elapsed()
+        self._fill_plan(result)
+        if result.recorded_train_s:
+            result.speedup_vs_recorded = result.recorded_train_s / result.wall_time_s
+        return result
+
+    # -- replay with stitch attempts -------------------------------------------------------------
+    def _replay(self) -> tuple[State, _Attempt | None, torch.Tensor | None, tuple[float, float]]:
+        run, opts, plan = self.run_, self.opts, self.plan
+        store, cfg, B = run.store, run.config.training, run.num_blocks
+        d, m, start = plan.d, plan.m, plan.start
+        self.pending = PendingChain(run, enabled=opts.commit)
+        model = run.build_model()
+        new_prev = state_after(store, start - 1)
         load_state(model, new_prev)
-        snapshot = new_prev if (k % every == 0 or k == B) else None
-        payloads.append((k, update, optimizer_payload(optimizer), snapshot))
-        new_blocks.append({"index": k, "size": int(len(members)), "loss": loss,
-                           "wall_time_s": time.perf_counter() - t0, "origin": "retrained"})
-        if method != "deepobliviate" or k < d:
-            continue
-        stored_update = store.get(run.manifest["blocks"][k - 1]["update"])
-        old_prev = add(old_prev, stored_update)
-        residuals.append(_residual(run, k, "deleted" if k <= m else "affected", stored_update, update,
-                                   old_prev, model, probe, u_data, opts))
-        if k < m or k == B:
-            continue
-        decision = opts.bounds.decide(opts.rule, residuals, k - m)
-        decisions.append({"block": k, "stop": decision.stop, "reason": decision.reason, "fit": decision.fit})
-        if not decision.stop:
-            continue
-        if old_final is None:  # pragma: no cover - deepobliviate always loads it
-            raise RuntimeError("internal error: final state of the stored chain not loaded")
-        candidate = add(old_final, subtract(new_prev, old_prev))  # the formula commit.py stores
-        verdict = _guard(run, opts.guard, candidate, model, original_val, k)
-        guards.append(verdict.to_dict())
-        if verdict.passed:
-            stitched_state, t = candidate, k
-            break
-        log.info("stitch after block %d rejected: %s; retraining on", k, "; ".join(verdict.reasons))
+        optimizer = make_optimizer(model, cfg)
+        optimizer.load_state_dict(optimizer_state_after(store, start - 1))
+        self.model = model
+        stitching = self.method == "deepobliviate" and m < B
+        if self.method == "deepobliviate" and m == B:
+            plan.notes.append(f"block {B}, the last, holds samples of U: nothing is left to stitch, exact replay")
+        old_prev = new_prev
+        old_final = state_after(store, B) if stitching else None
+        self.residuals: list[BlockResidual] = []
+        self.decisions: list[dict[str, Any]] = []
+        self.guards: list[dict[str, Any]] = []
+        self.memorised: dict[str, Any] | None = None
+        self.train_s = 0.0
+        self.blocks_done = 0
+        spent, next_t = 0.0, m
+        every = run.config.store.snapshot_every
+        probe = _probe(run, self.u_set, opts.probe_size) if opts.function_residual and stitching else None
+        u_data = run.train.select(torch.tensor(sorted(self.u_set)))
+        for k in progress(range(start, B + 1), desc=f"forget ({self.method})", total=B - start + 1):
+            data = run.block_data(k, self.u_set)
+            t0 = time.perf_counter()
+            update, new_prev, loss = advance(model, optimizer, new_prev, run.train.x[data.positions],
+                                             run.train.y[data.positions], block=k, num_blocks=B, cfg=cfg,
+                                             slots=data.slots, num_slots=data.num_slots)
+            wall = time.perf_counter() - t0
+            self.train_s += wall
+            self.blocks_done += 1
+            plan.calibrate(k, wall)
+            snapshot = new_prev if (k % every == 0 or k == B) else None
+            self.pending.add_block({"index": k, "size": len(data), "loss": loss, "wall_time_s": wall,
+                                    "origin": "retrained"}, update, optimizer_payload(optimizer), snapshot)
+            if not stitching or k < d:
+                continue
+            stored_update = store.get(run.manifest["blocks"][k - 1]["update"])
+            old_prev = add(old_prev, stored_update)
+            self.residuals.append(self._residual(k, "deleted" if k <= m else "affected", stored_update, update,
+                                                 old_prev, probe, u_data))
+            if k < m:
+                continue
+            if k == m:
+                self.memorised = self._memorisation(old_prev, u_data)
+            if k < next_t:
+                continue
+            decision = opts.bounds.decide(opts.rule, self.residuals, k - m)
+            self.decisions.append({"block": k, "stop": decision.stop, "reason": decision.reason, "fit": decision.fit})
+            if not decision.stop:
+                continue
+            allowed, why = plan.may_attempt(k, spent=spent)
+            if not allowed:
+                plan.notes.append(f"after block {k}: no stitch attempt ({why}); plain replay to block {B}")
+                stitching = False
+                continue
+            if old_final is None:  # pragma: no cover - loaded whenever stitching is possible
+                raise RuntimeError("internal error: the stored final state was not loaded")
+            t_attempt = time.perf_counter()
+            attempt = self._candidate(k, new_prev, old_prev, old_final, u_data)
+            self.pending.add_stitch(k, new_prev, old_prev, attempt.damping, attempt.state)
+            verdict, pred, val = self._guard(attempt, model)
+            cost = time.perf_counter() - t_attempt
+            spent += cost
+            plan.attempts.append({"block": k, "passed": verdict.passed, "damping": attempt.damping,
+                                  "seconds": cost, "predicted_s": plan.guard_cost()})
+            if plan.eval_s > 0:  # follow the measured guard cost
+                plan.eval_s = 0.5 * (plan.eval_s + cost / max(plan.speed, 1e-9) / 1.35)
+            self.guards.append(verdict.to_dict())
+            if verdict.passed:
+                return attempt.state, attempt, pred, val
+            log.info("stitch after block %d rejected: %s; retraining on", k, "; ".join(verdict.reasons))
+            next_t = plan.next_attempt(k)
+        logits = predict_logits(model, run.validation.x) if len(run.validation) else None
+        val = accuracy_and_loss(logits, run.validation.y) if logits is not None else (float("nan"), float("nan"))
+        return new_prev, None, (logits.argmax(1) if logits is not None else None), val
 
-    if stitched_state is not None:
-        final_state = stitched_state
-    else:
-        final_state = new_prev
-    load_state(model, final_state)
-    if stitched_state is not None:  # the guard already measured it
-        val = (guards[-1]["stitched_accuracy"], guards[-1]["stitched_loss"])
-    else:
-        val = evaluate(model, run.validation.x, run.validation.y)
-    t_report = time.perf_counter()
-    test = evaluate(model, run.test.x, run.test.y) if opts.evaluate_test else (float("nan"), float("nan"))
-    report_s = time.perf_counter() - t_report  # reporting only: excluded from the request's wall time
-    outcome = "stitched" if stitched_state is not None else ("retrained" if method == "retrain" else "exact")
-    result = ForgetResult(
-        d=d, m=m, t=t, blocks_retrained=len(new_blocks), stitched=stitched_state is not None, outcome=outcome,
-        decisions=decisions, residuals=[r.to_dict() for r in residuals], guard=guards,
-        retrain_time_s=train_time, accuracy_after={"validation": val[0], "test": test[0]}, **base)
-    if canary_before is not None:  # kept so verification can later weigh the original's canary memory
-        t_report = time.perf_counter()
-        result.canary = {"before": list(canary_before), "after": list(run.canary_success(model))}
-        report_s += time.perf_counter() - t_report
-    result.model_state = final_state
-    t_start += report_s
-    result.report_time_s = report_s
-    if opts.commit:
-        result.wall_time_s = time.perf_counter() - t_start  # recorded in the manifest: up to the commit
-        commit_request(run, result, new_blocks, payloads,
-                       stitch=(new_prev, old_prev) if stitched_state is not None else None,
-                       metrics={"validation_accuracy": val[0], "validation_loss": val[1],
-                                "test_accuracy": test[0], "test_loss": test[1]})
-    result.wall_time_s = time.perf_counter() - t_start
-    if result.recorded_train_s:
-        result.speedup_vs_recorded = result.recorded_train_s / result.wall_time_s
-    return result
+    def _candidate(self, t: int, new_t: State, old_t: State, old_final: State, u_data: Any) -> _Attempt:
+        """The stitch after block ``t``, damped for memorised users (``damping.py``)."""
+        opts = self.opts
+        a = 1.0
+        if isinstance(opts.damping, (int, float)):
+            a = float(opts.damping)
+        elif self.memorised and self.memorised["memorised"]:
+            target = median_loss(self.model, u_data.x, u_data.y)  # theta'_t: never saw U
+
+            def loss_at(a_: float) -> float:
+                return median_loss(self._model(stitch(old_final, new_t, old_t, a_)), u_data.x, u_data.y)
+
+            a = solve_damping(loss_at, target=target)
+            self.memorised.update({"target_loss": target, "damping": a, "stitched_loss": loss_at(a),
+                                   "plain_stitch_loss": loss_at(1.0), "stored_loss": loss_at(0.0)})
+        return _Attempt(t, stitch(old_final, new_t, old_t, a), a, old_t)
+
+    def _guard(self, attempt: _Attempt, model: torch.nn.Module):  # type: ignore[no-untyped-def]
+        run, guard = self.run_, self.opts.guard
+        vx, vy = run.validation.x, run.validation.y
+        if len(vy) == 0:
+            return guard.check(labels=vy, candidate=vy, current=vy, block=attempt.t), None, (float("nan"),) * 2
+        current = validation_predictions(run)
+        rows = guard.reference_subset(len(vy))
+        reference = predict_logits(model, vx[rows]).argmax(1) if len(rows) else None  # theta'_t, fresh
+        logits = predict_logits(self._model(attempt.state), vx)
+        pred = logits.argmax(1)
+        val = accuracy_and_loss(logits, vy)
+        verdict = guard.check(labels=vy, candidate=pred, current=current, reference=reference, reference_rows=rows,
+                              block=attempt.t, candidate_loss=val[1])
+        return verdict, pred, val
+
+    def _memorisation(self, old_m: State, u_data: Any) -> dict[str, Any]:
+        """How differently the retrained and stored states after block ``m`` treat ``U``."""
+        new_loss = median_loss(self.model, u_data.x, u_data.y)
+        old_loss = median_loss(self._model(old_m), u_data.x, u_data.y)
+        gap = new_loss - old_loss
+        return {"block": self.plan.m, "retrained_loss": new_loss, "stored_loss": old_loss, "gap": gap,
+                "threshold": self.opts.memorised_gap, "memorised": bool(gap > self.opts.memorised_gap)}
+
+    def _residual(self, k: int, area: str, stored_update: State, update: State, old_state: State, probe: Any,
+                  u_data: Any) -> BlockResidual:
+        r = BlockResidual(k, area, **parameter_residual(stored_update, update))
+        if probe is None:
+            return r
+        old_model = self._model(old_state)
+        r.probe_tv = function_residual(predict_logits(old_model, probe.x), predict_logits(self.model, probe.x))
+        with torch.no_grad():
+            lu_new = F.cross_entropy(predict_logits(self.model, u_data.x), u_data.y).item()
+            lu_old = F.cross_entropy(predict_logits(old_model, u_data.x), u_data.y).item()
+        r.forget_loss_gap = lu_new - lu_old
+        return r
+
+    # -- result ----------------------------------------------------------------------------------
+    def _result(self, base: dict[str, Any], final_state: State, attempt: _Attempt | None,
+                val: tuple[float, float]) -> ForgetResult:
+        run, plan = self.run_, self.plan
+        test = (float("nan"), float("nan"))
+        if self.opts.evaluate_test:
+            model = self._model(final_state)
+            test = self._report(lambda: run.evaluate(model, "test"))
+        self.test_loss = test[1]
+        stitched = attempt is not None
+        outcome = "stitched" if stitched else ("retrained" if self.method == "retrain" else "exact")
+        result = ForgetResult(
+            d=plan.d, m=plan.m, t=attempt.t if attempt else run.num_blocks, blocks_retrained=self.blocks_done,
+            stitched=stitched, outcome=outcome, decisions=self.decisions,
+            residuals=[r.to_dict() for r in self.residuals], guard=self.guards, retrain_time_s=self.train_s,
+            accuracy_after={"validation": val[0], "test": test[0]}, damping=attempt.damping if attempt else None,
+            memorised=self.memorised, **base)
+        result.model_state = final_state
+        return result
+
+    def _fill_plan(self, result: ForgetResult) -> None:
+        plan: Plan = self.plan
+        result.plan = {**plan.to_dict(), "actual_s": result.wall_time_s,
+                       "chosen": "stitch" if result.stitched else "replay"}
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _model(self, state: State) -> torch.nn.Module:
+        """The scratch model (built once per request) holding ``state``: valid until the next call."""
+        if getattr(self, "_scratch", None) is None:
+            self._scratch = self.run_.build_model()
+        load_state(self._scratch, state)
+        return self._scratch
+
+    def _report(self, fn):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.report_s += time.perf_counter() - t0
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.t_start - self.report_s
 
 
 def _probe(run: Run, u_set: set[int], size: int) -> Any:
@@ -229,29 +378,3 @@ def _probe(run: Run, u_set: set[int], size: int) -> Any:
     rng = np.random.default_rng(0xB0B)
     chosen = sorted(rng.choice(ids, size=min(size, len(ids)), replace=False).tolist())
     return run.train.select(torch.tensor(chosen, dtype=torch.int64))
-
-
-def _residual(run: Run, k: int, area: str, stored_update: State, update: State, old_state: State,
-              model: torch.nn.Module, probe: Any, u_data: Any, opts: ForgetOptions) -> BlockResidual:
-    r = BlockResidual(k, area, **parameter_residual(stored_update, update))
-    if not opts.function_residual:
-        return r
-    old_model = run.build_model()
-    load_state(old_model, old_state)
-    r.probe_tv = function_residual(predict_logits(old_model, probe.x), predict_logits(model, probe.x))
-    with torch.no_grad():
-        lu_new = F.cross_entropy(predict_logits(model, u_data.x), u_data.y).item()
-        lu_old = F.cross_entropy(predict_logits(old_model, u_data.x), u_data.y).item()
-    r.forget_loss_gap = lu_new - lu_old
-    return r
-
-
-def _guard(run: Run, guard: StitchGuard, candidate: State, model: torch.nn.Module,
-           original_val: tuple[Any, Any], k: int):  # type: ignore[no-untyped-def]
-    vx, vy = run.validation.x, run.validation.y
-    retrained = evaluate(model, vx, vy)
-    probe_model = run.build_model()
-    load_state(probe_model, candidate)
-    stitched = evaluate(probe_model, vx, vy)
-    return guard.check(stitched=stitched, original=(float(original_val[0]), float(original_val[1])),
-                       retrained=retrained, n_validation=len(vy), block=k)

@@ -1,20 +1,39 @@
-"""The stitch guard: validate a stitched model before it is committed.
+"""The stitch guard: paired tests on validation predictions before a stitched model is committed.
 
-Stitching ``theta'_t + (theta_B - theta_t)`` can break a model when the retrained trajectory has
-diverged from the stored one (measured: momentum SGD at a high rate loses up to 35 points). The guard
-compares the stitched model on held-out validation data with the original model and with the last
-retrained model; a stitch that fails makes the engine keep retraining toward the exact result.
+Stitching ``theta_B + (theta'_t - theta_t)`` can break a model (measured: momentum SGD at a high rate
+loses up to 35 points), and an original that itself ended badly hides a bad stitch from any test that
+only compares with it. So the guard asks three questions of the candidate's validation predictions,
+each an exact test with its numbers reported:
 
->>> g = StitchGuard()
->>> v = g.check(stitched=(0.90, 0.40), original=(0.95, 0.20), retrained=(0.50, 1.0), n_validation=1000)
->>> v.passed, v.reasons[0]
-(False, 'validation accuracy 0.9000 is below the original 0.9500 minus tolerance 0.0100')
+- *above chance*: is its accuracy significantly above the best constant predictor's (the validation
+  set's majority-class rate)? One-sided binomial test at ``chance_alpha``. Refuses models near chance
+  whatever the other models did.
+- *no worse than the current model*: McNemar's exact test against the current model's cached
+  validation predictions, one-sided (``b`` samples the current model gets right and the candidate
+  wrong, ``c`` the reverse; ``p = P(X >= b)``, ``X ~ Bin(b + c, 1/2)``). Paired, so it sees a 1-point drop
+  on a few hundred samples where a fixed tolerance on accuracies cannot.
+- *no worse than a fresh reference*: the same paired test against the last retrained model
+  ``theta'_t`` (a model of the new trajectory, independent of how the stored chain ended), on
+  ``reference_samples`` validation samples.
+
+The stitch passes when no test rejects. A failed stitch makes the engine retrain on toward exact.
+
+>>> import torch
+>>> y = torch.arange(800) % 10
+>>> current = y.clone()                      # the current model: all correct
+>>> candidate = y.clone(); candidate[:8] = (y[:8] + 1) % 10   # one point lower: 8 new errors, no fixes
+>>> v = StitchGuard().check(labels=y, candidate=candidate, current=current)
+>>> v.passed, v.tests[1]["name"], v.tests[1]["b"], v.tests[1]["c"], round(v.tests[1]["p_value"], 4)
+(False, 'no worse than the current model', 8, 0, 0.0039)
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import torch
+from scipy.stats import binom
 
 from ..errors import ConfigError
 
@@ -24,53 +43,93 @@ class GuardVerdict:
     block: int
     passed: bool
     reasons: list[str]
-    stitched_accuracy: float
-    stitched_loss: float
-    original_accuracy: float
-    original_loss: float
-    retrained_accuracy: float
-    retrained_loss: float
-    accuracy_tolerance: float
-    extra: dict[str, Any] = field(default_factory=dict)
+    tests: list[dict[str, Any]] = field(default_factory=list)
+    n_validation: int = 0
+    candidate_accuracy: float = float("nan")
+    current_accuracy: float = float("nan")
+    reference_accuracy: float = float("nan")  # the fresh reference, on its subset
+    candidate_loss: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def mcnemar_worse(labels: torch.Tensor, candidate: torch.Tensor, reference: torch.Tensor) -> dict[str, Any]:
+    """One-sided exact McNemar test that ``candidate`` is less accurate than ``reference``."""
+    right_c, right_r = candidate == labels, reference == labels
+    b = int((right_r & ~right_c).sum())
+    c = int((right_c & ~right_r).sum())
+    p = float(binom.sf(b - 1, b + c, 0.5)) if b + c else 1.0
+    return {"b": b, "c": c, "p_value": p, "n": int(len(labels))}
+
+
+def above_chance(labels: torch.Tensor, candidate: torch.Tensor) -> dict[str, Any]:
+    """One-sided binomial test that ``candidate`` beats the best constant predictor."""
+    n = int(len(labels))
+    correct = int((candidate == labels).sum())
+    chance = float(torch.bincount(labels).max()) / n
+    p = float(binom.sf(correct - 1, n, chance))
+    return {"correct": correct, "n": n, "chance": chance, "p_value": p}
+
+
 @dataclass(frozen=True)
 class StitchGuard:
-    """Pass when the stitched model's validation accuracy is within ``accuracy_tolerance`` of the
-    original's and of the last retrained model's, and its loss at most ``1 + loss_tolerance`` times
-    the original's. The accuracy tolerance is never finer than ``min_samples`` validation samples,
-    so a tiny validation set does not turn noise into failures."""
+    """Paired tests on validation predictions (see the module docstring). ``enabled=False`` ships
+    every stitch unchecked (for experiments only)."""
 
-    accuracy_tolerance: float = 0.01
-    loss_tolerance: float = 0.10
-    min_samples: int = 2
+    alpha: float = 0.05
+    chance_alpha: float = 1e-3
+    reference_samples: int = 256
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        if not 0 <= self.accuracy_tolerance <= 1:
-            raise ConfigError(f"Expected accuracy_tolerance in [0, 1], but got {self.accuracy_tolerance}")
-        if self.loss_tolerance < 0:
-            raise ConfigError(f"Expected loss_tolerance >= 0, but got {self.loss_tolerance}")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"Expected the guard's alpha in (0, 1), but got {self.alpha}")
+        if not 0 < self.chance_alpha < 1:
+            raise ConfigError(f"Expected the guard's chance_alpha in (0, 1), but got {self.chance_alpha}")
+        if self.reference_samples < 0:
+            raise ConfigError(f"Expected reference_samples >= 0, but got {self.reference_samples}")
 
-    def check(self, *, stitched: tuple[float, float], original: tuple[float, float],
-              retrained: tuple[float, float], n_validation: int, block: int = 0) -> GuardVerdict:
-        tol = max(self.accuracy_tolerance, self.min_samples / max(n_validation, 1))
-        reasons = []
-        if self.enabled and n_validation == 0:
-            reasons.append("the run has no validation data to check a stitch with "
-                           "(set data.validation_fraction > 0), so the engine retrains to the exact result")
-        elif self.enabled:
-            if stitched[0] < original[0] - tol:
-                reasons.append(f"validation accuracy {stitched[0]:.4f} is below the original {original[0]:.4f} "
-                               f"minus tolerance {tol:.4f}")
-            if stitched[0] < retrained[0] - tol:
-                reasons.append(f"validation accuracy {stitched[0]:.4f} is below the last retrained model's "
-                               f"{retrained[0]:.4f} minus tolerance {tol:.4f}")
-            if stitched[1] > original[1] * (1 + self.loss_tolerance) + 1e-6:
-                reasons.append(f"validation loss {stitched[1]:.4f} exceeds the original {original[1]:.4f} "
-                               f"by more than {self.loss_tolerance:.0%}")
-        return GuardVerdict(block, not reasons, reasons, stitched[0], stitched[1], original[0], original[1],
-                            retrained[0], retrained[1], tol)
+    def reference_subset(self, n_validation: int) -> torch.Tensor:
+        """The validation rows the fresh reference is evaluated on (fixed, evenly spread)."""
+        k = min(self.reference_samples, n_validation)
+        return torch.linspace(0, n_validation - 1, k).round().to(torch.int64).unique() if k else \
+            torch.zeros(0, dtype=torch.int64)
+
+    def check(self, *, labels: torch.Tensor, candidate: torch.Tensor, current: torch.Tensor,
+              reference: torch.Tensor | None = None, reference_rows: torch.Tensor | None = None,
+              block: int = 0, candidate_loss: float = float("nan")) -> GuardVerdict:
+        """``candidate``, ``current``: predicted labels on every validation sample; ``reference``:
+        the fresh reference's predicted labels on ``reference_rows``."""
+        n = int(len(labels))
+        verdict = GuardVerdict(block, False, [], n_validation=n, candidate_loss=candidate_loss)
+        if n == 0:
+            verdict.passed = not self.enabled
+            if self.enabled:
+                verdict.reasons.append("the run has no validation data to check a stitch with (set "
+                                       "data.validation_fraction > 0), so the engine retrains to the exact result")
+            return verdict
+        verdict.candidate_accuracy = float((candidate == labels).float().mean())
+        verdict.current_accuracy = float((current == labels).float().mean())
+        chance = {"name": "above chance", "alpha": self.chance_alpha, **above_chance(labels, candidate)}
+        worse = {"name": "no worse than the current model", "alpha": self.alpha,
+                 **mcnemar_worse(labels, candidate, current)}
+        verdict.tests = [chance, worse]
+        if chance["p_value"] >= self.chance_alpha:
+            verdict.reasons.append(f"validation accuracy {verdict.candidate_accuracy:.4f} is not significantly above "
+                                   f"chance {chance['chance']:.4f} (binomial p = {chance['p_value']:.3g})")
+        if worse["p_value"] < self.alpha:
+            verdict.reasons.append(f"worse than the current model on validation: {worse['b']} samples lost, "
+                                   f"{worse['c']} gained (McNemar p = {worse['p_value']:.3g} < {self.alpha})")
+        if reference is not None and reference_rows is not None and len(reference_rows):
+            sub = labels[reference_rows]
+            fresh = {"name": "no worse than the retrained reference", "alpha": self.alpha,
+                     **mcnemar_worse(sub, candidate[reference_rows], reference)}
+            verdict.reference_accuracy = float((reference == sub).float().mean())
+            verdict.tests.append(fresh)
+            if fresh["p_value"] < self.alpha:
+                verdict.reasons.append(f"worse than the retrained model theta'_{block} on {fresh['n']} validation "
+                                       f"samples: {fresh['b']} lost, {fresh['c']} gained "
+                                       f"(McNemar p = {fresh['p_value']:.3g} < {self.alpha})")
+        verdict.passed = not verdict.reasons or not self.enabled
+        return verdict

@@ -37,14 +37,40 @@ class ForgetResult:
     chain_sha256: list[str] = field(default_factory=list)
     purged_files: list[str] = field(default_factory=list)
     canary: dict[str, list[int]] | None = None  # canary (successes, trials) before and after, if U holds it
+    plan: dict[str, Any] = field(default_factory=dict)  # the planner's predictions, attempts and actual cost
+    damping: float | None = None  # a in theta_B + a (theta'_t - theta_t), when stitched
+    memorised: dict[str, Any] | None = None  # U's loss gap between the retrained and stored trajectories
     # the unlearned model's state dict (also when the request was not committed); not serialised
     model_state: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(replace(self, model_state=None))  # do not deep-copy the tensors
         out.pop("model_state")
+        out["summary"] = self.summary
         return out
 
     @property
     def noop(self) -> bool:
         return self.outcome == "no-op"
+
+    @property
+    def summary(self) -> str:
+        """The outcome in words: ``stitched after r of B-d+1 blocks``, ``exact``, ..."""
+        if self.outcome == "stitched" and self.d is not None:
+            return f"stitched after {self.blocks_retrained} of {self.blocks_total - self.d + 1} blocks"
+        if self.outcome == "exact" and self.d is not None:
+            return f"exact ({self.blocks_retrained} of {self.blocks_total - self.d + 1} blocks replayed)"
+        return self.outcome
+
+    # readable names beside the paper's d, m, t
+    @property
+    def first_block(self) -> int | None:
+        return self.d
+
+    @property
+    def last_deleted_block(self) -> int | None:
+        return self.m
+
+    @property
+    def last_retrained_block(self) -> int | None:
+        return self.t

@@ -1,0 +1,157 @@
+"""The planner: what a request will cost under each method, and where a stitch is worth trying.
+
+Costs come from the run's own records: every block's recorded training time (scaled by the share of
+its samples that remain), the time of one validation pass (recorded at training, else estimated from
+the block times), and the bytes every retrained block writes. While a request runs, the engine feeds
+measured times back (``Plan.calibrate``), so the plan follows the machine it runs on.
+
+The rule for ``deepobliviate`` (``Plan.may_attempt``): every retrained block is shared with the exact
+mode (both replay ``d..t`` identically), so a stitch attempt only adds its guard (one validation pass,
+and a fresh reference on a subset) and saves the blocks after ``t``. An attempt is made only when
+
+- the blocks it would save cost more than the attempt itself, and
+- the time already spent on failed attempts plus this one stays within ``max_overshoot`` of the
+  exact mode's predicted cost.
+
+So a ``deepobliviate`` request is never slower than ``exact`` by more than ``max_overshoot`` (plus
+the error of the estimate), and once no attempt can pay off the engine replays plainly to the end.
+Attempts after a rejected stitch are spaced geometrically (after 1, 2, 4, ... retrained blocks past
+the last deleted block), because a rejection is evidence that the nearby stitch points fail too.
+
+>>> plan = Plan(method="deepobliviate", d=5, m=5, num_blocks=10, block_s=[0.1] * 10, eval_s=0.02,
+...             write_s=0.001, commit_s=0.02)
+>>> round(plan.predicted["exact"], 3), plan.may_attempt(5, spent=0.0)[0]
+(0.626, True)
+>>> plan.may_attempt(10, spent=0.0)  # a stitch after the last block saves nothing
+(False, 'no block left to stitch after block 10')
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+from ..training.run import Run
+
+# guard cost in validation passes: the candidate on every sample, the fresh reference on a subset
+GUARD_PASSES = 1.35
+
+
+@dataclass
+class Plan:
+    method: str
+    d: int
+    m: int
+    num_blocks: int
+    block_s: list[float]  # predicted training time of each block (1-based: block_s[k - 1])
+    eval_s: float  # one pass over the validation set
+    write_s: float  # the payloads of one retrained block
+    commit_s: float  # the durable commit and purge
+    max_overshoot: float = 0.05
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    speed: float = 1.0  # measured / recorded block time, updated while the request runs
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def start(self) -> int:
+        return 1 if self.method == "retrain" else self.d
+
+    def train_cost(self, first: int, last: int) -> float:
+        return self.speed * sum(self.block_s[k - 1] for k in range(first, last + 1)) + \
+            self.write_s * max(0, last - first + 1)
+
+    def guard_cost(self) -> float:
+        return GUARD_PASSES * self.eval_s * self.speed
+
+    @property
+    def predicted(self) -> dict[str, float]:
+        """Predicted wall time of each method for this request, in seconds."""
+        B = self.num_blocks
+        exact = self.train_cost(self.d, B) + self.commit_s
+        stitch = self.train_cost(self.d, self.m) + self.guard_cost() + self.commit_s if self.m < B else exact
+        return {"exact": exact, "retrain": self.train_cost(1, B) + self.commit_s,
+                "deepobliviate": min(stitch, exact)}
+
+    def may_attempt(self, t: int, *, spent: float) -> tuple[bool, str]:
+        """Whether to try a stitch after retraining block ``t`` (``spent``: seconds of earlier attempts)."""
+        if t >= self.num_blocks:
+            return False, f"no block left to stitch after block {t}"
+        saved = self.train_cost(t + 1, self.num_blocks)
+        cost = self.guard_cost()
+        if saved <= cost:
+            return False, (f"the {self.num_blocks - t} block(s) left cost {saved:.3f} s, no more than a "
+                           f"stitch attempt ({cost:.3f} s): plain replay is cheaper")
+        budget = self.max_overshoot * self.predicted["exact"]
+        if spent + cost > budget:
+            return False, (f"attempts so far {spent:.3f} s plus {cost:.3f} s would exceed {self.max_overshoot:.0%} "
+                           f"of the exact mode's {self.predicted['exact']:.3f} s")
+        return True, f"saves about {saved:.3f} s for {cost:.3f} s"
+
+    def next_attempt(self, t: int) -> int:
+        """The next stitch point after a rejected one at ``t`` (geometric spacing past ``m``)."""
+        gap = t - self.m + 1
+        return self.m + 2 * gap - 1
+
+    def calibrate(self, block: int, measured_s: float) -> None:
+        """Follow the machine: scale predictions by measured / recorded time (smoothed)."""
+        recorded = self.block_s[block - 1]
+        if recorded > 0 and measured_s > 0:
+            ratio = measured_s / recorded
+            self.speed = ratio if not self.attempts and block == self.start else 0.5 * (self.speed + ratio)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("block_s")
+        out["predicted_s"] = self.predicted
+        return out
+
+
+def _state_bytes(run: Run) -> int:
+    blocks = run.manifest.get("blocks") or []
+    if not blocks:
+        return 0
+    b = blocks[-1]
+    return int(b["update"]["bytes"]) + int(b["optimizer"]["bytes"])
+
+
+def make_plan(run: Run, ids: Iterable[int], method: str = "deepobliviate", *,
+              max_overshoot: float = 0.05) -> Plan:
+    """The plan of deleting ``ids`` (current training ids of ``run``) with ``method``."""
+    u = {int(i) for i in ids}
+    block_of = run.block_of()
+    blocks_of_u = sorted({block_of[i] for i in u if i in block_of})
+    if not blocks_of_u:
+        raise ValueError("make_plan needs at least one current training id")
+    d, m = blocks_of_u[0], blocks_of_u[-1]
+    records = run.manifest["blocks"]
+    gone = Counter(block_of[i] for i in u if i in block_of)
+    per_block = []
+    for k, rec in enumerate(records, start=1):
+        size = max(int(rec.get("size", 1)), 1)
+        per_block.append(float(rec.get("wall_time_s", 0.0)) * max(size - gone[k], 0) / size)
+    timing = run.manifest.get("timing", {})
+    eval_s = float(timing.get("validation_eval_s", 0.0))
+    if eval_s <= 0:  # not recorded: a forward pass costs about a third of a training step per sample
+        samples = sum(max(int(r.get("size", 1)), 1) for r in records) * run.config.training.epochs_per_block
+        eval_s = sum(per_block) / max(samples, 1) / 3 * len(run.validation)
+    write_s = _state_bytes(run) / 400e6 + 0.001
+    commit_s = 0.03 + 2 * write_s
+    return Plan(method=method, d=d, m=m, num_blocks=run.num_blocks, block_s=per_block, eval_s=eval_s,
+                write_s=write_s, commit_s=commit_s, max_overshoot=max_overshoot)
+
+
+def predict_cost(run: Run, ids: Iterable[int], method: str = "deepobliviate") -> float:
+    """Predicted seconds to delete ``ids`` from ``run`` with ``method`` (for schedulers).
+
+    >>> import tempfile
+    >>> from obliviate.training import RunConfig, train_run
+    >>> run = train_run(RunConfig.from_dict({"training": {"blocks": 4, "epochs_per_block": 1}}),
+    ...                 tempfile.mkdtemp() + "/r")
+    >>> early, late = int(run.block_ids(1)[0]), int(run.block_ids(4)[0])
+    >>> predict_cost(run, [early], "exact") > predict_cost(run, [late], "exact")
+    True
+    """
+    plan = make_plan(run, ids, method)
+    return plan.predicted[method] if method in plan.predicted else math.nan
