@@ -1,241 +1,332 @@
-"""Unlearning benchmark: DeepObliviate against retraining from scratch, the exact mode, and SISA.
+"""Unlearning benchmark: DeepObliviate against the exact mode and a retrain from scratch, per deletion.
 
-For every (dataset, B): train a recorded run (with a 10-sample canary user in a late block, image data
-only), then time, in this one process:
-- two retrains from scratch without a deleted sample (data-order seeds s and s+1): the speedup
-  denominator, and the noise floor (their accuracy gap and prediction agreement);
-- for each random deletion (one sample, and one 10-sample user, at random block positions):
-  DeepObliviate (committed to a copy of the store, so its I/O counts) and the exact mode (its oracle);
-- the canary user's deletion: attack success before and after.
-SISA (S shards, R slices) is trained on the same data once per dataset for its accuracy, single-
-deletion speedup and prediction latency.
+For every (dataset, run seed), a run is trained with B recorded blocks and five *memorised users*
+planted in it: 25 training samples of one late block each, stamped with the user's own trigger patch
+and relabelled to the user's own target class (canary users; the original's membership signal and
+attack success on them are measured and reported). Then, per deletion case, in this one process and interleaved
+(the order of the methods rotates from case to case):
 
-Usage: python benchmarks/bench_unlearning.py [--datasets digits mnist ...] [--blocks 20 50 100]
-       [--positions 10] [--out benchmarks/results/unlearning.json]
+- ``deepobliviate`` (the default ``forget()``), ``exact`` and, every ``--retrain-every`` cases,
+  ``retrain``, each on its own copy of the store and committed, timed as the caller of ``forget()``
+  waits (``caller_s``: from the call to its return, lock, purge and durable commit included);
+- the per-deletion noise floor: the exact replay of blocks d..B under another data-order seed;
+- test accuracy of every model, agreement of each with the exact retrain (the unchanged original's too);
+- for memorised users: the membership test of the original, the unlearned and the exact model
+  against six oracles (exact replays of blocks d..B without U under other data-order seeds): the
+  median loss on U in a t prediction interval of the oracles', two-sided (too low: membership; too
+  high: a deletion that reveals itself), with per-example p-values; and the backdoor's attack success
+  on held-out triggered inputs.
+
+Cases: ``single`` (random samples at random blocks), ``early`` (one sample in each of blocks 1-5),
+``spread`` (20-sample users drawn from the whole pool), ``block`` (20-sample users inside one block),
+``memorised`` (the planted users).
+
+Usage: python benchmarks/bench_unlearning.py --dataset mnist --seeds 7 11 [--blocks 100]
+       [--singles 20] [--early 5] [--spread 5] [--block-users 5] [--memorised 5]
+       [--out benchmarks/results/unlearning_mnist.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from scipy.stats import t as student_t
 
+from obliviate.data import DatasetSplits, load_dataset
+from obliviate.data.triggers import PatchTrigger
 from obliviate.training import RunConfig, open_run, predict_logits, train_run
-from obliviate.training.run import Run
+from obliviate.training.chain import load_state
+from obliviate.training.partition import partition_ids
+from obliviate.training.run import Run, prepare_data
 from obliviate.unlearning import ForgetOptions, forget
 
 SETTINGS = {
     "digits": {"data": {"name": "digits"}, "model": {"name": "small_cnn", "options": {"width": 32}},
-               "training": {"epochs_per_block": 10, "lr": 0.003, "min_lr_ratio": 0.05, "partition": "stratified"}},
+               "training": {"epochs_per_block": 10, "lr": 0.003, "min_lr_ratio": 0.05}},
     "mnist": {"data": {"name": "mnist-t10k"}, "model": {"name": "lenet5"},
               "training": {"epochs_per_block": 5, "lr": 0.001, "batch_size": 32}},
     "digits60k": {"data": {"name": "digits-60k"}, "model": {"name": "small_cnn", "options": {"width": 32}},
                   "training": {"epochs_per_block": 2, "lr": 0.002, "batch_size": 64}},
-    "purchase": {"data": {"name": "purchase-synthetic"}, "model": {"name": "mlp"},
-                 "training": {"epochs_per_block": 5, "lr": 0.001, "batch_size": 32}},
 }
-IMAGE = {"digits", "mnist", "digits60k"}
+MEMORISED_AT = (0.90, 0.92, 0.94, 0.96, 0.98)  # where the planted users sit, as a share of B
+MEMORISED_SIZE = 25
+CORNERS = ("br", "bl", "tr", "tl", "br")
+PATTERNS = ("solid", "solid", "solid", "solid", "checker")
+ORACLES = 6
 
 
-def config_for(name: str, blocks: int, seed: int = 0) -> RunConfig:
+def config_for(name: str, blocks: int, seed: int) -> RunConfig:
     raw = json.loads(json.dumps(SETTINGS[name]))
     raw["training"].update({"blocks": blocks, "seed": seed})
     raw["store"] = {"snapshot_every": 10}
-    if name in IMAGE:
-        raw["canary"] = {"block": max(1, round(0.9 * blocks)), "count": 10, "trigger_size": 3 if name == "mnist" else 2}
     return RunConfig.from_dict(raw)
 
 
-def copy_run(run: Run, root: Path, tag: str) -> Run:
+def user_trigger(j: int, name: str) -> tuple[PatchTrigger, int]:
+    """User ``j``'s own backdoor: a patch in its own corner (or pattern), and its own target class."""
+    return PatchTrigger(size=3 if name != "digits" else 2, corner=CORNERS[j], pattern=PATTERNS[j]), (3 * j + 1) % 10
+
+
+def build_run(name: str, blocks: int, seed: int, root: Path, memorised: int) -> tuple[Run, list[list[int]], Any]:
+    """Train the run with the memorised users planted; returns it, the users and their triggers.
+
+    User ``j``: 25 samples of block ``MEMORISED_AT[j] * B`` (true label not its target) stamped with its
+    own trigger and relabelled to its own target (a canary user, BadNets-style)."""
+    cfg = config_for(name, blocks, seed)
+    splits = load_dataset(cfg.data.name, **cfg.data.options)
+    data = prepare_data(cfg, splits)
+    t = cfg.training
+    parts = partition_ids(data.train.ids.numpy(), data.train.y.numpy(), t.blocks, strategy=t.partition, seed=t.seed)
+    rng = np.random.default_rng([seed, 0x3E3])
+    x, y = splits.train.x.clone(), splits.train.y.clone()
+    users, triggers = [], []
+    for j, f in enumerate(MEMORISED_AT[:memorised]):
+        trigger, target = user_trigger(j, name)
+        block = parts[max(1, round(f * blocks)) - 1]
+        labels = splits.train.y[splits.train.positions(torch.from_numpy(block))].numpy()
+        u = sorted(rng.choice(block[labels != target], size=MEMORISED_SIZE, replace=False).tolist())
+        pos = splits.train.positions(torch.tensor(u))
+        x[pos], y[pos] = trigger.apply(x[pos]), target
+        users.append(u)
+        triggers.append((trigger, target))
+    planted = DatasetSplits(splits.train.with_data(x, y), splits.test) if users else splits
+    run = train_run(cfg, root / f"{name}-s{seed}", splits=planted)
+    block_of = run.block_of()
+    for f, u in zip(MEMORISED_AT, users):
+        assert {block_of[i] for i in u} == {max(1, round(f * blocks))}, "memorised user left its block"
+    return run, users, (planted, triggers)
+
+
+def attack_success(model: torch.nn.Module, run: Run, trigger: PatchTrigger, target: int) -> float:
+    """Share of held-out validation inputs (true label not the target) that the trigger sends to the target."""
+    keep = run.validation.y != target
+    x = trigger.apply(run.validation.x[keep])
+    return float((predict_logits(model, x).argmax(1) == target).float().mean())
+
+
+def copy_run(run: Run, root: Path, tag: str, splits: DatasetSplits) -> Run:
     dst = root / tag
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(run.path, dst)
-    return open_run(dst)
+    return open_run(dst, splits=splits)
 
 
 def with_seed(run: Run, seed: int) -> Run:
-    """The same store and data with another data-order seed (for a noise-floor retrain)."""
+    """The same store and data with another data-order seed (the per-deletion noise floor)."""
     return Run(run.store, run.config.replace(training={"seed": seed}), run.data)
 
 
-def preds(model, x):
-    return predict_logits(model, x).argmax(1)
-
-
-def run_model(run: Run, state) -> torch.nn.Module:
-    from obliviate.training import load_state
-
+def model_of(run: Run, state) -> torch.nn.Module:
     model = run.build_model()
     load_state(model, state)
+    model.eval()
     return model
 
 
-def bench_setting(name: str, blocks: int, positions: int, root: Path, rng: np.random.Generator,
-                  kinds: tuple[str, ...] = ("sample", "user10")) -> dict:
-    cfg = config_for(name, blocks)
-    t0 = time.perf_counter()
-    base = train_run(cfg, root / f"{name}-{blocks}")
-    record = {"dataset": name, "blocks": blocks, "n_train": len(base.train), "n_validation": len(base.validation),
-              "n_test": len(base.test), "train_recorded_s": time.perf_counter() - t0,
-              "storage_bytes": base.store.storage_bytes(), "acc_original": base.manifest["metrics"]["test_accuracy"]}
-    x_test = base.test.x
-    canary = set(base.canary_ids())
-    pool = [i for i in base.train.ids.tolist() if i not in canary]
-    block_of = base.block_of()
-    # retrains from scratch: speedup denominator and noise floor
-    victim = [int(rng.choice(pool))]
-    retrain_times, floor_models = [], []
-    for seed in (cfg.training.seed, cfg.training.seed + 1):
-        copy = copy_run(base, root, "retrain")
-        r = forget(with_seed(copy, seed), victim, method="retrain")
-        retrain_times.append(r.wall_time_s)
-        floor_models.append(copy.final_model() if seed == cfg.training.seed else
-                            run_model(copy, r.model_state))
-    p0, p1 = preds(floor_models[0], x_test), preds(floor_models[1], x_test)
-    acc = lambda p: float((p == base.test.y).float().mean())  # noqa: E731
-    record["retrain_s"] = retrain_times
-    retrain_s = statistics.median(retrain_times)
-    record["noise_floor"] = {"agreement": float((p0 == p1).float().mean()), "acc_gap": abs(acc(p0) - acc(p1))}
-    rows = []
-    for kind, size in (("sample", 1), ("user10", 10)):
-        if kind not in kinds:
-            continue
-        for _ in range(positions):
-            k = int(rng.integers(1, blocks + 1))
-            members = [i for i in base.block_ids(k).tolist() if i not in canary]
-            u = sorted(int(i) for i in rng.choice(members, size=min(size, len(members)), replace=False))
-            rows.append(_one_deletion(base, root, kind, u, k, retrain_s, x_test, acc))
-    record["deletions"] = rows
-    if canary:
-        row = _one_deletion(base, root, "canary10", sorted(canary), block_of[min(canary)], retrain_s, x_test, acc,
-                            canary=True)
-        record["canary"] = row
-    record["summary"] = summarize(rows, record)
-    return record
+def losses_on(model: torch.nn.Module, data) -> np.ndarray:
+    with torch.no_grad():
+        return F.cross_entropy(predict_logits(model, data.x), data.y, reduction="none").numpy()
 
 
-def _one_deletion(base: Run, root: Path, kind: str, u: list[int], k: int, retrain_s: float, x_test, acc,
-                  canary: bool = False) -> dict:
-    copy = copy_run(base, root, "forget")
-    before = copy.final_model() if canary else None
-    r = forget(copy, u)
-    unlearned = copy.final_model()
-    ex = forget(base, u, method="exact", options=ForgetOptions(commit=False, function_residual=False))
-    exact = run_model(base, ex.model_state)
-    pu, pe = preds(unlearned, x_test), preds(exact, x_test)
-    row = {"kind": kind, "block": k, "n": len(u), "outcome": r.outcome, "blocks_retrained": r.blocks_retrained,
-           "forget_s": r.wall_time_s, "speedup": retrain_s / r.wall_time_s, "acc_unlearned": acc(pu),
-           "acc_exact": acc(pe), "agreement": float((pu == pe).float().mean()),
-           "residual_rel_l1": [x["rel_l1"] for x in r.residuals], "probe_tv": [x["probe_tv"] for x in r.residuals],
-           "guard_passed": [g["passed"] for g in r.guard]}
-    if canary:
-        row["canary_asr_original"] = _asr(base, before)
-        row["canary_asr_unlearned"] = _asr(base, unlearned)
-        row["canary_asr_exact"] = _asr(base, exact)
+def membership(model: torch.nn.Module, data, oracle_losses: np.ndarray) -> dict[str, Any]:
+    """Two-sided test of the model's median loss on U against ``ORACLES`` exact replays under other
+    data-order seeds (models trained without U): a t prediction interval, p < 0.01 flags membership
+    (too low) or a deletion that reveals itself (too high). Per-example p-values the same way."""
+    lu = losses_on(model, data)
+    k = len(oracle_losses)
+    scale = np.sqrt(1 + 1 / k)
+
+    def t_test(value, sample):
+        mu, sd = sample.mean(0), np.maximum(sample.std(0, ddof=1), 1e-6)
+        tval = (value - mu) / (sd * scale)
+        return tval, 2 * student_t.sf(np.abs(tval), k - 1)
+
+    med = np.median(oracle_losses, axis=1)
+    tval, p = t_test(np.median(lu), med)
+    tu, pu = t_test(lu, oracle_losses)
+    verdict = "not detected" if p >= 0.01 else ("member" if tval < 0 else "over-forgotten")
+    return {"median_loss_u": float(np.median(lu)), "oracle_median_loss": [float(v) for v in med],
+            "t": float(tval), "p_value": float(p), "verdict": verdict,
+            "examples_flagged_member": int(((pu < 0.01) & (tu < 0)).sum()),
+            "examples_flagged_over": int(((pu < 0.01) & (tu > 0)).sum())}
+
+
+def one_case(base: Run, splits: DatasetSplits, trigger, root: Path, kind: str, u: list[int], index: int,
+             retrain: bool, original: torch.nn.Module, x_test, y_test) -> dict[str, Any]:
+    methods = ["deepobliviate", "exact"] + (["retrain"] if retrain else [])
+    shift = index % len(methods)
+    order = methods[shift:] + methods[:shift]
+    row: dict[str, Any] = {"kind": kind, "n": len(u), "blocks": sorted({base.block_of()[i] for i in u}),
+                           "order": order}
+    models = {}
+    for method in order:
+        run = copy_run(base, root, method, splits)
+        t0 = time.perf_counter()
+        r = forget(run, u, method=method)
+        caller = time.perf_counter() - t0
+        row[method] = {"caller_s": caller, "wall_s": r.wall_time_s, "train_s": r.retrain_time_s,
+                       "blocks_retrained": r.blocks_retrained, "outcome": r.outcome, "summary": r.summary,
+                       "damping": r.damping, "memorised": r.memorised, "plan_notes": r.plan.get("notes", []),
+                       "predicted_s": r.plan.get("predicted_s"), "guard": [
+                           {"passed": g["passed"], "tests": [(t["name"], t.get("b"), t.get("c"), t["p_value"])
+                                                             for t in g["tests"]]} for g in r.guard]}
+        if method != "retrain":
+            models[method] = run.final_model()
+        shutil.rmtree(run.path, ignore_errors=True)
+    pred = {k: predict_logits(m, x_test).argmax(1) for k, m in models.items()}
+    pred["original"] = predict_logits(original, x_test).argmax(1)
+    do = row["deepobliviate"]
+    if do["outcome"] == "stitched":  # the per-deletion noise floor, where the stitch is judged against it
+        fl = forget(with_seed(base, base.config.training.seed + 1000), u, method="exact",
+                    options=ForgetOptions(commit=False))
+        models["floor"] = model_of(base, fl.model_state)
+        pred["floor"] = predict_logits(models["floor"], x_test).argmax(1)
+    acc = {k: float((p == y_test).float().mean()) for k, p in pred.items()}
+    agree = {k: float((p == pred["exact"]).float().mean()) for k, p in pred.items() if k != "exact"}
+    row.update({"accuracy": acc, "agreement_with_exact": agree,
+                "speedup_vs_exact": row["exact"]["caller_s"] / do["caller_s"]})
+    if kind == "memorised":
+        seed = base.config.training.seed
+        oracles = [models["floor"]] if "floor" in models else []
+        for i in range(len(oracles), ORACLES):
+            r = forget(with_seed(base, seed + 1000 + i), u, method="exact", options=ForgetOptions(commit=False))
+            oracles.append(model_of(base, r.model_state))
+        data = base.train.select(torch.tensor(u))
+        oracle_losses = np.stack([losses_on(m, data) for m in oracles])
+        row["membership"] = {k: membership(m, data, oracle_losses) for k, m in
+                             [("original", original), *models.items()]}
+        row["attack_success"] = {k: attack_success(m, base, *trigger) for k, m in
+                                 [("original", original), *models.items()]}
+        row["attack_success"]["oracles_mean"] = statistics.mean(attack_success(m, base, *trigger) for m in oracles)
     return row
 
 
-def _asr(run: Run, model) -> float:
-    hits, trials = run.canary_success(model)
-    return hits / trials
-
-
-def summarize(rows: list[dict], record: dict) -> dict:
-    out = {}
-    for kind in sorted({r["kind"] for r in rows}):
-        sel = [r for r in rows if r["kind"] == kind]
-        sp = [r["speedup"] for r in sel]
-        gaps = [abs(r["acc_unlearned"] - r["acc_exact"]) for r in sel]
-        agr = [r["agreement"] for r in sel]
-        out[kind] = {"median_speedup": statistics.median(sp), "worst_speedup": min(sp),
-                     "median_acc_gap": statistics.median(gaps), "worst_acc_gap": max(gaps),
-                     "median_agreement": statistics.median(agr), "worst_agreement": min(agr),
-                     "median_blocks_retrained": statistics.median(r["blocks_retrained"] for r in sel),
-                     "stitched_share": sum(r["outcome"] == "stitched" for r in sel) / len(sel)}
+def cases(base: Run, users: list[list[int]], args, rng: np.random.Generator) -> list[tuple[str, list[int]]]:
+    B = base.num_blocks
+    planted = {i for u in users for i in u}
+    pool = np.array([i for i in base.train.ids.tolist() if i not in planted])
+    block_of = base.block_of()
+    out: list[tuple[str, list[int]]] = [("memorised", u) for u in users]
+    out += [("single", [int(i)]) for i in rng.choice(pool, size=args.singles, replace=False)]
+    for k in range(1, args.early + 1):
+        members = [i for i in base.block_ids(k).tolist() if i not in planted]
+        out.append(("early", [int(rng.choice(members))]))
+    out += [("spread", sorted(int(i) for i in rng.choice(pool, size=20, replace=False))) for _ in range(args.spread)]
+    for k in rng.choice(np.arange(1, B), size=args.block_users, replace=False):
+        members = [i for i in base.block_ids(int(k)).tolist() if i not in planted]
+        out.append(("block", sorted(int(i) for i in rng.choice(members, size=min(20, len(members)), replace=False))))
+    del block_of
     return out
 
 
-def bench_sisa(name: str, root: Path, rng: np.random.Generator, shards: int = 5, slices: int = 4) -> dict | None:
+def trigger_of(users: list[list[int]], triggers, u: list[int]):
+    return triggers[users.index(u)] if u in users else None
+
+
+def summarize(rows: list[dict[str, Any]], retrain_s: list[float]) -> dict[str, Any]:
+    med = statistics.median(retrain_s)
+    out: dict[str, Any] = {"retrain_caller_s_median": med, "retrain_caller_s": retrain_s}
+    for kind in sorted({r["kind"] for r in rows}):
+        sel = [r for r in rows if r["kind"] == kind]
+        sp = [med / r["deepobliviate"]["caller_s"] for r in sel]
+        vs_exact = [r["deepobliviate"]["caller_s"] / r["exact"]["caller_s"] for r in sel]
+        stitched = [r for r in sel if r["deepobliviate"]["outcome"] == "stitched"]
+        margin = [100 * (r["agreement_with_exact"]["deepobliviate"] - r["agreement_with_exact"]["floor"])
+                  for r in stitched]
+        s = {"cases": len(sel), "median_speedup_vs_retrain": statistics.median(sp), "min_speedup": min(sp),
+             "max_speedup": max(sp), "max_time_vs_exact": max(vs_exact),
+             "median_time_vs_exact": statistics.median(vs_exact),
+             "stitched": len(stitched), "median_blocks_retrained":
+                 statistics.median(r["deepobliviate"]["blocks_retrained"] for r in sel),
+             "median_agreement_original": statistics.median(r["agreement_with_exact"]["original"] for r in sel),
+             "median_agreement_unlearned": statistics.median(r["agreement_with_exact"]["deepobliviate"] for r in sel),
+             "max_acc_below_exact_pts": max(100 * (r["accuracy"]["exact"] - r["accuracy"]["deepobliviate"])
+                                            for r in sel)}
+        if margin:
+            s.update({"median_margin_over_floor_pts": statistics.median(margin), "worst_margin_pts": min(margin)})
+        if kind == "memorised":
+            s["membership"] = {m: [r["membership"][m]["verdict"] for r in sel]
+                               for m in ("original", "deepobliviate", "exact")}
+            s["attack_success"] = {m: [round(r["attack_success"][m], 4) for r in sel]
+                                   for m in ("original", "deepobliviate", "exact", "oracles_mean")}
+        out[kind] = s
+    return out
+
+
+def git_commit() -> str:
     try:
-        from obliviate.unlearning.sisa import SisaConfig, SisaEnsemble
-    except ImportError:
-        return None
-    from obliviate.models import build_model
-    from obliviate.training.run import prepare_data
-
-    cfg = config_for(name, 20)
-    data = prepare_data(cfg)
-    factory = lambda: build_model(cfg.model.name, data.train.input_shape, data.train.num_classes,  # noqa: E731
-                                  seed=cfg.training.seed, **cfg.model.options)
-    scfg = SisaConfig(shards=shards, slices=slices, epochs_per_slice=cfg.training.epochs_per_block,
-                      training=cfg.training)
-    t0 = time.perf_counter()
-    ens = SisaEnsemble.train(scfg, data.train, factory)
-    train_s = time.perf_counter() - t0
-    acc = ens.evaluate(data.test)
-    times = []
-    for _ in range(3):
-        victim = [int(rng.choice(data.train.ids.numpy()))]
-        res = ens.forget(victim)
-        times.append(res.wall_time_s)
-    single = factory()
-    x = data.test.x[:512]
-    t_single = statistics.median(_latency(single, x) for _ in range(7))
-    return {"shards": shards, "slices": slices, "accuracy": acc, "train_s": train_s,
-            "forget_s": times, "speedup": train_s / statistics.median(times),
-            "latency_s": ens.prediction_latency(x, repeats=7), "latency_single_model_s": t_single}
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
-def _latency(model, x) -> float:
-    t0 = time.perf_counter()
-    predict_logits(model, x)
-    return time.perf_counter() - t0
-
-
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--datasets", nargs="+", default=["digits", "mnist", "digits60k", "purchase"],
-                    choices=sorted(SETTINGS))
-    ap.add_argument("--blocks", nargs="+", type=int, default=[20, 50, 100])
-    ap.add_argument("--positions", type=int, default=10)
-    ap.add_argument("--kinds", nargs="+", default=["sample", "user10"], choices=["sample", "user10"])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-sisa", action="store_true")
-    ap.add_argument("--out", default="benchmarks/results/unlearning.json")
+    ap.add_argument("--dataset", default="mnist", choices=sorted(SETTINGS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[7, 11])
+    ap.add_argument("--blocks", type=int, default=100)
+    ap.add_argument("--singles", type=int, default=20)
+    ap.add_argument("--early", type=int, default=5)
+    ap.add_argument("--spread", type=int, default=5)
+    ap.add_argument("--block-users", type=int, default=5)
+    ap.add_argument("--memorised", type=int, default=5, choices=range(0, len(MEMORISED_AT) + 1))
+    ap.add_argument("--retrain-every", type=int, default=4, help="time a retrain from scratch every N cases")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # pay torch's one-time lazy imports before timing
-    rng = np.random.default_rng(args.seed)
-    results = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
-                           "threads": args.threads, "cpu": platform.processor() or platform.machine()},
-               "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), "settings": [], "sisa": {}}
-    out = Path(args.out)
+    out = Path(args.out or f"benchmarks/results/unlearning_{args.dataset}_b{args.blocks}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
+                    "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                    "capability": torch.backends.cpu.get_cpu_capability(), "load_start": os.getloadavg()},
+        "date": time.strftime("%Y-%m-%d %H:%M"), "commit": git_commit(), "command": " ".join(sys.argv),
+        "runs": []}
     with tempfile.TemporaryDirectory(prefix="obliviate-bench-") as tmp:
         root = Path(tmp)
-        for name in args.datasets:
-            for blocks in args.blocks:
-                print(f"[bench] {name} B={blocks}", file=sys.stderr, flush=True)
-                rec = bench_setting(name, blocks, args.positions, root, rng, tuple(args.kinds))
-                results["settings"].append(rec)
-                print(json.dumps({"dataset": name, "blocks": blocks, **rec["summary"],
-                                  "floor": rec["noise_floor"]}), file=sys.stderr, flush=True)
-                out.write_text(json.dumps(results, indent=1))
-                shutil.rmtree(root / f"{name}-{blocks}", ignore_errors=True)
-            if not args.no_sisa:
-                results["sisa"][name] = bench_sisa(name, root, rng)
-                out.write_text(json.dumps(results, indent=1))
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            base, users, (splits, triggers) = build_run(args.dataset, args.blocks, seed, root, args.memorised)
+            record: dict[str, Any] = {"seed": seed, "train_s": time.perf_counter() - t0,
+                                      "acc_original": base.manifest["metrics"]["test_accuracy"],
+                                      "memorised_blocks": [base.block_of()[u[0]] for u in users], "cases": []}
+            original = base.final_model()
+            x_test, y_test = base.test.x, base.test.y
+            rng = np.random.default_rng([seed, 0xBE7C])
+            retrain_s: list[float] = []
+            for i, (kind, u) in enumerate(cases(base, users, args, rng)):
+                row = one_case(base, splits, trigger_of(users, triggers, u), root, kind, u, i,
+                               i % args.retrain_every == 0, original, x_test, y_test)
+                if "retrain" in row:
+                    retrain_s.append(row["retrain"]["caller_s"])
+                record["cases"].append(row)
+                print(f"[bench] seed {seed} case {i} {kind} blocks {row['blocks'][:3]}: "
+                      f"{row['deepobliviate']['summary']}, {row['deepobliviate']['caller_s']:.3f} s vs exact "
+                      f"{row['exact']['caller_s']:.3f} s", file=sys.stderr, flush=True)
+                record["summary"] = summarize(record["cases"], retrain_s)
+                results["machine"]["load_end"] = os.getloadavg()
+                out.write_text(json.dumps(results | {"runs": [*results["runs"], record]}, indent=1))
+            results["runs"].append(record)
+            shutil.rmtree(base.path, ignore_errors=True)
+    out.write_text(json.dumps(results, indent=1))
     print(str(out))
     return 0
 

@@ -25,7 +25,7 @@ from ..data import DatasetSplits
 from ..errors import ConfigError, StoreError
 from ..store import RunStore, file_lock
 from .block import accuracy_and_loss, make_optimizer, predict_logits
-from .predictions import KEY as PREDICTIONS_KEY, predictions_entry
+from .predictions import KEY as PREDICTIONS_KEY, margins, predictions_entry
 from .chain import advance, clone_state, load_state, optimizer_payload, optimizer_state_after, state_after
 from .config import RunConfig
 from .partition import partition_ids, read_id_file
@@ -172,7 +172,7 @@ def _train_blocks(run: Run, start: Start | None) -> None:
         writer.close()
     manifest = dict(store.manifest)
     if len(run.validation):  # the guard of every later forget compares with these
-        manifest[PREDICTIONS_KEY] = predictions_entry(store, manifest, val_logits.argmax(1))
+        manifest[PREDICTIONS_KEY] = predictions_entry(store, manifest, val_logits.argmax(1), margins(val_logits))
     manifest["metrics"] = {"validation_accuracy": val_acc, "validation_loss": val_loss,
                            "test_accuracy": test_acc, "test_loss": test_loss}
     manifest["timing"] = {"train_wall_s": manifest.get("timing", {}).get("train_wall_s", 0.0) + loop,

@@ -196,8 +196,12 @@ class Run:
         return list(self._partition()[0])
 
     def block_of(self) -> dict[int, int]:
-        """Map from every current training id to its block (1-based)."""
-        return {int(i): k + 1 for k, ids in enumerate(self._partition()[0]) for i in ids}
+        """Map from every current training id to its block (1-based). Do not modify the result."""
+        blocks = self._partition()[0]
+        key = self.manifest["partition"]["sha256"]
+        if getattr(self, "_block_of_cache", (None,))[0] != key:
+            self._block_of_cache = (key, {int(i): k + 1 for k, ids in enumerate(blocks) for i in ids.tolist()})
+        return self._block_of_cache[1]
 
     def block_data(self, k: int, exclude: set[int] | frozenset[int] = frozenset()) -> BlockData:
         """The rows block ``k`` trains on, without the ids in ``exclude``, with their recorded slots."""

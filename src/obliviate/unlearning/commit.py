@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-
 from .._faults import crash_point
 from ..training.chain import State, stitch
 from ..training.predictions import KEY as PREDICTIONS_KEY, predictions_entry
@@ -86,7 +84,7 @@ class PendingChain:
 
 
 def commit_request(run: Run, result: ForgetResult, pending: PendingChain, *, stitched: bool,
-                   validation_predicted: torch.Tensor | None, metrics: dict[str, float]) -> None:
+                   validation: dict[str, Any], metrics: dict[str, float | None]) -> None:
     """Replace the retrained blocks, re-base the stitched area, record the request, purge."""
     store = run.store
     pending.finish()
@@ -123,8 +121,9 @@ def commit_request(run: Run, result: ForgetResult, pending: PendingChain, *, sti
     manifest = {**old, "blocks": blocks, "partition": partition, "metrics": metrics,
                 "requests": [*old.get("requests", []), request]}
     manifest.pop(PREDICTIONS_KEY, None)
-    if validation_predicted is not None and len(validation_predicted):
-        manifest[PREDICTIONS_KEY] = predictions_entry(store, manifest, validation_predicted)
+    if validation.get("predicted") is not None and len(validation["predicted"]):
+        manifest[PREDICTIONS_KEY] = predictions_entry(store, manifest, validation["predicted"], validation["margin"],
+                                                      screened=validation["screened"])
     crash_point("forget:payloads-written")
     store.commit(manifest)
     crash_point("forget:manifest-committed")

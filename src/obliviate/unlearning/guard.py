@@ -29,6 +29,7 @@ The stitch passes when no test rejects. A failed stitch makes the engine retrain
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,6 +50,7 @@ class GuardVerdict:
     current_accuracy: float = float("nan")
     reference_accuracy: float = float("nan")  # the fresh reference, on its subset
     candidate_loss: float = float("nan")
+    screening: dict[str, Any] = field(default_factory=dict)  # rows the candidate was evaluated on
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,16 +77,33 @@ def above_chance(labels: torch.Tensor, candidate: torch.Tensor) -> dict[str, Any
 @dataclass(frozen=True)
 class StitchGuard:
     """Paired tests on validation predictions (see the module docstring). ``enabled=False`` ships
-    every stitch unchecked (for experiments only)."""
+    every stitch unchecked (for experiments only).
+
+    Screening (``screen_rows``): a stitch moves the model a little, and a prediction can only flip
+    where the current model's margin (top-1 minus top-2 logit, cached) is small. The candidate is
+    evaluated on the ``screen_fraction`` of validation rows with the smallest margins plus
+    ``screen_random`` random others; a flip among the random ones shows that the assumption fails and
+    every row is evaluated. Rows not evaluated count as unchanged in the tests. After ``full_every``
+    screened commits in a row the next check evaluates every row. ``screen_fraction = 1`` evaluates
+    every row every time.
+    """
 
     alpha: float = 0.05
     chance_alpha: float = 1e-3
-    reference_samples: int = 256
+    reference_samples: int = 128
+    screen_fraction: float = 0.25
+    screen_random: int = 64
+    full_every: int = 8
     enabled: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ConfigError(f"Expected the guard's alpha in (0, 1), but got {self.alpha}")
+        if not 0 < self.screen_fraction <= 1:
+            raise ConfigError(f"Expected screen_fraction in (0, 1], but got {self.screen_fraction}")
+        if self.screen_random < 0 or self.full_every < 1:
+            raise ConfigError(f"Expected screen_random >= 0 and full_every >= 1, but got {self.screen_random} "
+                              f"and {self.full_every}")
         if not 0 < self.chance_alpha < 1:
             raise ConfigError(f"Expected the guard's chance_alpha in (0, 1), but got {self.chance_alpha}")
         if self.reference_samples < 0:
@@ -95,6 +114,20 @@ class StitchGuard:
         k = min(self.reference_samples, n_validation)
         return torch.linspace(0, n_validation - 1, k).round().to(torch.int64).unique() if k else \
             torch.zeros(0, dtype=torch.int64)
+
+    def screen_rows(self, margin: torch.Tensor, screened_before: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(low-margin rows, random rows) to evaluate the candidate on, or None: evaluate every row."""
+        n = len(margin)
+        if self.screen_fraction >= 1 or screened_before >= self.full_every or not torch.isfinite(margin).all():
+            return None
+        k = math.ceil(self.screen_fraction * n)
+        order = torch.argsort(margin, stable=True)
+        low, rest = order[:k], order[k:]
+        if len(rest) <= self.screen_random:
+            return None
+        gen = torch.Generator().manual_seed(0x5C4EE + screened_before)
+        rand = rest[torch.randperm(len(rest), generator=gen)[:self.screen_random]]
+        return low, rand
 
     def check(self, *, labels: torch.Tensor, candidate: torch.Tensor, current: torch.Tensor,
               reference: torch.Tensor | None = None, reference_rows: torch.Tensor | None = None,

@@ -11,10 +11,13 @@ and a fresh reference on a subset) and saves the blocks after ``t``. An attempt 
 
 - the blocks it would save cost more than the attempt itself, and
 - the time already spent on failed attempts plus this one stays within ``max_overshoot`` of the
-  exact mode's predicted cost.
+  exact mode's predicted cost, except for a first attempt that saves at least ``first_attempt_odds``
+  times what it costs (worth it unless more than one stitch in that many is rejected; measured
+  rejection rates are far lower).
 
-So a ``deepobliviate`` request is never slower than ``exact`` by more than ``max_overshoot`` (plus
-the error of the estimate), and once no attempt can pay off the engine replays plainly to the end.
+So a ``deepobliviate`` request is slower than ``exact`` by at most ``max_overshoot`` (plus the error
+of the estimate), or by one rejected first attempt costing at most a ``1 / first_attempt_odds``
+share of what it would have saved, and once no attempt can pay off it replays plainly to the end.
 Attempts after a rejected stitch are spaced geometrically (after 1, 2, 4, ... retrained blocks past
 the last deleted block), because a rejection is evidence that the nearby stitch points fail too.
 
@@ -35,9 +38,6 @@ from typing import Any, Iterable
 
 from ..training.run import Run
 
-# guard cost in validation passes: the candidate on every sample, the fresh reference on a subset
-GUARD_PASSES = 1.35
-
 
 @dataclass
 class Plan:
@@ -50,6 +50,8 @@ class Plan:
     write_s: float  # the payloads of one retrained block
     commit_s: float  # the durable commit and purge
     max_overshoot: float = 0.05
+    first_attempt_odds: float = 4.0
+    guard_passes: float = 1.0  # a guard's cost in validation passes (screened candidate, fresh reference)
     attempts: list[dict[str, Any]] = field(default_factory=list)
     speed: float = 1.0  # measured / recorded block time, updated while the request runs
     notes: list[str] = field(default_factory=list)
@@ -63,7 +65,7 @@ class Plan:
             self.write_s * max(0, last - first + 1)
 
     def guard_cost(self) -> float:
-        return GUARD_PASSES * self.eval_s * self.speed
+        return self.guard_passes * self.eval_s * self.speed
 
     @property
     def predicted(self) -> dict[str, float]:
@@ -84,6 +86,8 @@ class Plan:
             return False, (f"the {self.num_blocks - t} block(s) left cost {saved:.3f} s, no more than a "
                            f"stitch attempt ({cost:.3f} s): plain replay is cheaper")
         budget = self.max_overshoot * self.predicted["exact"]
+        if not self.attempts and saved >= self.first_attempt_odds * cost:
+            return True, f"first attempt: saves about {saved:.3f} s for {cost:.3f} s"
         if spent + cost > budget:
             return False, (f"attempts so far {spent:.3f} s plus {cost:.3f} s would exceed {self.max_overshoot:.0%} "
                            f"of the exact mode's {self.predicted['exact']:.3f} s")
@@ -117,7 +121,7 @@ def _state_bytes(run: Run) -> int:
 
 
 def make_plan(run: Run, ids: Iterable[int], method: str = "deepobliviate", *,
-              max_overshoot: float = 0.05) -> Plan:
+              max_overshoot: float = 0.05, guard: Any = None) -> Plan:
     """The plan of deleting ``ids`` (current training ids of ``run``) with ``method``."""
     u = {int(i) for i in ids}
     block_of = run.block_of()
@@ -138,8 +142,13 @@ def make_plan(run: Run, ids: Iterable[int], method: str = "deepobliviate", *,
         eval_s = sum(per_block) / max(samples, 1) / 3 * len(run.validation)
     write_s = _state_bytes(run) / 400e6 + 0.001
     commit_s = 0.03 + 2 * write_s
+    n_val = max(len(run.validation), 1)
+    passes = 1.0
+    if guard is not None:  # the screened candidate plus the fresh reference (guard.py)
+        passes = min(1.0, (math.ceil(guard.screen_fraction * n_val) + guard.screen_random) / n_val) + \
+            min(guard.reference_samples, n_val) / n_val
     return Plan(method=method, d=d, m=m, num_blocks=run.num_blocks, block_s=per_block, eval_s=eval_s,
-                write_s=write_s, commit_s=commit_s, max_overshoot=max_overshoot)
+                write_s=write_s, commit_s=commit_s, max_overshoot=max_overshoot, guard_passes=passes)
 
 
 def predict_cost(run: Run, ids: Iterable[int], method: str = "deepobliviate") -> float:
