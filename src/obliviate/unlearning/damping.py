@@ -3,8 +3,10 @@
 After the deleted blocks are retrained, the engine measures how differently the two trajectories
 treat ``U``: the median per-sample cross-entropy on ``U`` of the retrained state ``theta'_m`` minus
 that of the stored ``theta_m``. A sample the model did not single out (most random samples) leaves a
-gap near zero; a sample the model memorised (a mislabelled or atypical one, a canary) leaves a gap of
-several nats. Above ``memorised_gap`` nats the user counts as memorised.
+gap near zero (measured on real MNIST, LeNet-5, B = 100: 0.00-0.08 nats); a user the model memorised
+(a mislabelled or atypical one, a canary) leaves a larger one (0.24-2.4 nats for 25-sample canary
+users in blocks 90-96, smaller the later the block, as the learning rate decays). Above
+``memorised_gap`` nats (default 0.1) the user counts as memorised.
 
 For memorised users the plain stitch ``theta_B + (theta'_t - theta_t)`` over-forgets: it adds the
 stored updates after ``t``, which partly undid the memory of ``U`` on the old trajectory, to a state

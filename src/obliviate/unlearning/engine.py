@@ -84,7 +84,7 @@ class ForgetOptions:
     bounds: Bounds = field(default_factory=Bounds)
     guard: StitchGuard = field(default_factory=StitchGuard)
     damping: str | float = 1.0
-    memorised_gap: float = 1.0
+    memorised_gap: float = 0.1
     memorised_blocks: int = 3
     max_overshoot: float = 0.05
     probe_size: int = 256
