@@ -64,7 +64,7 @@ def _summary(report) -> dict:
     f, fa = report.forgotten, report.faithful
     return {"verdict": report.verdict, "forgotten": f["verdict"], "faithful": fa["verdict"],
             "forgotten_p": f["p_value"], "power_p": f["power_p_value"], "direction": f["direction"],
-            "fidelity_p": fa["p_value"], "accuracy": fa["candidate"]["accuracy"],
+            "fidelity_p": fa["p_value"], "original_fidelity_p": fa.get("original_p_value"), "accuracy": fa["candidate"]["accuracy"],
             "agreement": fa["candidate"]["agreement"], "loss_u": f["loss_u"]["candidate"],
             "oracle_loss_u": f["loss_u"]["oracles"], "auc": report.roc["auc"]}
 
@@ -79,6 +79,8 @@ def _rates(rows: list[dict], kind: str) -> dict:
             "overall_fail": sum(r["verdict"] == "fail" for r in sel) / max(n, 1),
             "overall_pass": sum(r["verdict"] == "pass" for r in sel) / max(n, 1),
             "n_with_power": len(powered),
+            "faithful_no_original_inside_cloud": sum(r["faithful"] == "no" and (r["original_fidelity_p"] or 0) > r["alpha"]
+                                                     for r in sel) / max(n, 1),
             "forgotten_no_given_power": sum(r["forgotten"] == "no" for r in powered) / max(len(powered), 1)}
 
 

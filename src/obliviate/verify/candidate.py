@@ -58,6 +58,8 @@ class Evidence:
     canary_ids: list[int]
     canary_original: tuple[int, int] | None
     canary_oracles: list[tuple[int, int]]
+    original_pred_test: np.ndarray | None = None
+    original_phi_r: np.ndarray | None = None
 
 
 def _retained_sample(run: Run, oracle_set: OracleSet) -> IndexedDataset:
@@ -89,7 +91,8 @@ def gather_evidence(run: Run, oracle_set: OracleSet, settings: VerifySettings | 
             np.stack([model_confidences(m, retained).phi for m in models]),
             model_confidences(original, forget).phi, canary,
             run.canary_success(original) if canary else None,
-            [run.canary_success(m) for m in models] if canary else [])
+            [run.canary_success(m) for m in models] if canary else [],
+            model_confidences(original, run.test).predictions, model_confidences(original, retained).phi)
 
 
 def _clopper_pearson_upper(successes: int, trials: int, level: float = 0.95) -> float:
@@ -159,6 +162,17 @@ def judge(run: Run, ev: Evidence, candidate: nn.Module, settings: VerifySettings
                  "canary_status": canary["status"]}
     faithful = fid.to_dict()
     faithful["reasons"] = fid.reasons
+    if ev.original_pred_test is not None:  # the same test on the original: is the run itself inside the cloud?
+        base = faithful_test(ev.original_pred_test, ev.oracle_pred_test, run.test.y.numpy(),
+                             alpha=settings.fidelity_alpha, accuracy_tolerance=settings.accuracy_tolerance,
+                             agreement_tolerance=settings.agreement_tolerance, retained_phi=ev.original_phi_r,
+                             oracle_retained_phi=ev.oracle_phi_r)
+        faithful["original_p_value"] = base.p_value
+        faithful["original"] = base.candidate
+        if fid.verdict == "no" and base.verdict == "no":
+            faithful["reasons"].append(f"the original model is itself outside the oracle cloud (p = {base.p_value:.2g},"
+                                       f" accuracy {base.candidate['accuracy']:.4f}): the run's own data order is an "
+                                       f"outlier, not only this candidate")
     return VerificationReport(
         run=str(run.path), ids=list(ev.oracle_set.ids), model=label, forgotten=forgotten, faithful=faithful,
         roc={"fpr": curve.fpr, "tpr": curve.tpr, "auc": roc_auc(scores, labels), "positives": int(ft.t.size),
