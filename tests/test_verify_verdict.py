@@ -127,3 +127,38 @@ def test_bad_input(mem_run):
         verify_candidate(mem_run, [10 ** 9], mem_run.final_model(), oracles=4)
     with pytest.raises(ConfigError, match="state dict or an nn.Module"):
         verify_candidate(mem_run, mem_run.memorised_users()[0], "model", oracles=4)
+
+
+class _FlipSome(torch.nn.Module):
+    """A genuine deletion whose prediction is changed (top two logits swapped) on chosen test inputs."""
+
+    def __init__(self, base, inputs):
+        super().__init__()
+        self.base, self.inputs = base, inputs
+
+    def forward(self, x):
+        z = self.base(x)
+        hit = (x.flatten(1)[:, None, :] == self.inputs.flatten(1)[None, :, :]).all(-1).any(1)
+        top2 = z.topk(2, dim=1).indices
+        swapped = z.clone()
+        rows = hit.nonzero().flatten()
+        swapped[rows, top2[rows, 0]], swapped[rows, top2[rows, 1]] = z[rows, top2[rows, 1]], z[rows, top2[rows, 0]]
+        return swapped
+
+
+def test_a_genuine_deletion_just_below_the_worst_oracle_is_forgotten_with_a_fidelity_p_value(mem_run, last_block_user):
+    """The exact deletion, its test agreement pushed just below the worst oracle's: forgotten is still "yes",
+    and fidelity is answered by its own p-value; a fidelity miss would be reported as such, never as "not
+    forgotten". (That it is *not* rejected is shown on constructed inputs in test_verify_stats.py.)"""
+    user, oracle_set, ev = last_block_user
+    exact = as_model(mem_run, oracle_set.exact)
+    base = judge(mem_run, ev, exact, SETTINGS)
+    n = len(mem_run.test)
+    pred = exact(mem_run.test.x).argmax(1).numpy()
+    unanimous = np.flatnonzero((ev.oracle_pred_test == pred).all(axis=0))  # flipping one costs 1/n with every oracle
+    k = int(np.floor((base.faithful["candidate"]["agreement"] - base.faithful["worst_oracle"]["agreement"]) * n)) + 1
+    report = judge(mem_run, ev, _FlipSome(exact, mem_run.test.x[unanimous[:k]]).eval(), SETTINGS)
+    assert report.faithful["candidate"]["agreement"] < report.faithful["worst_oracle"]["agreement"]
+    assert report.forgotten["verdict"] == "yes" and "forgotten" not in report.failed
+    assert 0.0 <= report.faithful["p_value"] <= 1.0
+    assert report.verdict == ("pass" if report.faithful["verdict"] == "yes" else "fail")
