@@ -33,15 +33,17 @@ def test_verify_json_then_table_from_the_cache(canary_run, capsys):
     proc = run_cli("verify", run.path, "--request", "1", "--oracles", "4", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["verdict"] == "pass" and out["passed"] and out["request_id"] == 1
-    assert out["checks"]["canary"]["status"] == "pass" and out["checks"]["canary"]["numbers"]["asr_original"] > 0.3
+    assert out["verdict"] == "pass" and out["passed"] and out["request"]["request_id"] == 1
+    assert out["forgotten"]["verdict"] == "yes" and out["faithful"]["verdict"] == "yes"
+    assert out["canary"]["status"] == "pass" and out["canary"]["asr_original"] > 0.3
     assert out["oracles"]["n"] == 4 and out["oracles"]["trained_now"] + out["oracles"]["reused_from_cache"] == 5
-    assert out["checks"]["membership"]["numbers"]["auc"] is not None
+    assert 0.0 <= out["roc"]["auc"] <= 1.0 and len(out["per_example"]) == 25
 
     assert main(["verify", str(run.path), "--oracles", "4"]) == 0  # the latest request by default, from the cache
     out = capsys.readouterr().out
     assert "VERDICT: PASS" in out and "trained now 0, from cache 5" in out
-    assert "[canary] PASS" in out and "[membership]" in out and "[distance]" in out
+    assert "[forgotten] YES" in out and "[faithful] YES" in out
+    assert "AUC threshold" not in out  # no figure a reader cannot read (it once printed an AUC above 1)
 
     models = load_models_for_audit(run.path)  # the audit's view: the current model and the cached exact one
     assert sorted(models) == ["current", "exact"]
@@ -60,9 +62,9 @@ def test_a_fake_forget_exits_1(canary_run, monkeypatch, capsys):
     monkeypatch.setattr(Run, "final_model", unchanged)
     assert main(["verify", str(run.path), "--request", "1", "--oracles", "4", "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
-    assert out["verdict"] == "fail" and out["checks"]["canary"]["status"] == "fail"
-    assert out["checks"]["canary"]["numbers"]["p_value"] < 0.01
-    assert any(r.startswith("canary:") for r in out["reasons"])
+    assert out["verdict"] == "fail" and "forgotten" in out["failed"] and out["forgotten"]["verdict"] == "no"
+    assert out["canary"]["status"] == "fail" and out["canary"]["p_value"] < 0.01
+    assert any(r.startswith("forgotten:") for r in out["reasons"])
 
 
 def test_bad_input_exits_2_and_changes_nothing(canary_run, tiny_run, capsys):
@@ -72,7 +74,7 @@ def test_bad_input_exits_2_and_changes_nothing(canary_run, tiny_run, capsys):
     assert proc.returncode == 2 and "no request 9; its requests are [1]" in proc.stderr
     assert main(["verify", str(run.path), "--oracles", "1"]) == 2
     err = capsys.readouterr().err
-    assert "--oracles" in err and ">= 2" in err
+    assert "oracles" in err and "[4, 128]" in err
     assert store_files(run.path) == before
     assert main(["verify", str(tiny_run.path), "--request", "1"]) == 2
     err = capsys.readouterr().err

@@ -91,8 +91,22 @@ class CanaryConfig:
     trigger_pattern: str = field(default="solid", metadata=_doc("patch pattern: solid or checker"))
 
 
+MEMORISED_KINDS = ("mislabelled", "atypical")
+
+
+@dataclass(frozen=True)
+class MemorisedConfig:
+    users: int = field(default=0, metadata=_doc(
+        "plant this many users the model memorises (0: none); see obliviate.data.memorised. Used by verification"))
+    size: int = field(default=1, metadata=_doc("samples per memorised user"))
+    kind: str = field(default="mislabelled", metadata=_doc(
+        f"one of {', '.join(MEMORISED_KINDS)}: a wrong label, or an inverted image with a wrong label"))
+    block: int = field(default=0, metadata=_doc(
+        "first block holding memorised users (1-based; 0: the last block); users go round-robin to blocks block..B"))
+
+
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "store": StoreConfig,
-             "canary": CanaryConfig}
+             "canary": CanaryConfig, "memorised": MemorisedConfig}
 
 
 def _check_section(name: str, cls: type, raw: Any) -> Any:
@@ -123,6 +137,7 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     canary: CanaryConfig = field(default_factory=CanaryConfig)
+    memorised: MemorisedConfig = field(default_factory=MemorisedConfig)
 
     def __post_init__(self) -> None:
         t = self.training
@@ -159,6 +174,14 @@ class RunConfig:
             raise bad("canary.block", f"an int in [0, {t.blocks}] (0: no canary)", self.canary.block)
         if self.canary.count < 1:
             raise bad("canary.count", "an int >= 1", self.canary.count)
+        mem = self.memorised
+        if mem.users < 0 or mem.size < 1:
+            raise bad("memorised.users and memorised.size", "ints >= 0 and >= 1", (mem.users, mem.size))
+        if not 0 <= mem.block <= t.blocks:
+            raise bad("memorised.block", f"an int in [0, {t.blocks}] (0: the last block)", mem.block)
+        if mem.kind not in MEMORISED_KINDS:
+            raise ConfigError(f"Expected `memorised.kind` to be one of {', '.join(MEMORISED_KINDS)}, but got "
+                              f"{mem.kind!r}")
         if self.store.commit_interval_s < 0:
             raise bad("store.commit_interval_s", "a float >= 0", self.store.commit_interval_s)
         if self.store.snapshot_every < 1:

@@ -29,6 +29,7 @@ from .predictions import KEY as PREDICTIONS_KEY, margins, predictions_entry
 from .chain import advance, clone_state, load_state, optimizer_payload, optimizer_state_after, state_after
 from .config import RunConfig
 from .partition import partition_ids, read_id_file
+from ..data.memorised import choose_memorised_users
 from .run import (ModelFactory, Run, RunData, apply_canary, build_run_model, choose_canary_ids,
                   partition_payload, prepare_data)
 from .writer import BackgroundWriter
@@ -67,6 +68,10 @@ def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
     if config.canary.block:
         canary = {"ids": choose_canary_ids(config, data.train, blocks[config.canary.block - 1]),
                   "block": config.canary.block, "target": config.canary.target}
+    mem = config.memorised
+    memorised = {"users": choose_memorised_users(data.train, blocks, users=mem.users, size=mem.size, kind=mem.kind,
+                                                 first_block=mem.block, seed=t.seed,
+                                                 exclude=canary.get("ids", []))} if mem.users else {}
     cfg = config.to_dict()
     if model_factory is not None:
         cfg["model"]["name"] = "custom"
@@ -77,6 +82,7 @@ def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
         "data": {"name": config.data.name, "fingerprint": data.fingerprint, "user_supplied": user_supplied,
                  "n_train": len(data.train), "n_validation": len(data.validation), "n_test": len(data.test)},
         "canary": canary,
+        "memorised": memorised,
         "status": "training",
         "blocks": [],
         "requests": [],

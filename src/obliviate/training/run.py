@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..data import DatasetSplits, IndexedDataset, load_dataset, seeded_split
+from ..data.memorised import memorised_user_ids, plant_memorised
 from ..data.triggers import PatchTrigger, plant_backdoor
 from ..errors import StoreError
 from ..models import build_model
@@ -166,6 +167,10 @@ class Run:
     def canary_ids(self) -> list[int]:
         return list(self.manifest.get("canary", {}).get("ids", []))
 
+    def memorised_users(self) -> list[list[int]]:
+        """The planted memorised users (config ``[memorised]``), each a list of sample ids."""
+        return memorised_user_ids(self.manifest)
+
     # -- membership ------------------------------------------------------------------------------
     def _partition(self) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
         ref = self.manifest["partition"]
@@ -266,8 +271,10 @@ def open_run(path: str | Path, *, splits: DatasetSplits | None = None,
 
 
 def apply_canary(manifest: dict[str, Any], config: RunConfig, data: RunData) -> RunData:
+    """Plant the run's recorded canary and memorised users (:mod:`obliviate.data.memorised`) in its data."""
     ids = manifest.get("canary", {}).get("ids", [])
-    if not ids:
+    users = manifest.get("memorised", {}).get("users", [])
+    if not ids and not users:
         return data
-    train = plant_backdoor(data.train, ids, canary_trigger(config), config.canary.target)
-    return RunData(train, data.validation, data.test, data.fingerprint)
+    train = plant_backdoor(data.train, ids, canary_trigger(config), config.canary.target) if ids else data.train
+    return RunData(plant_memorised(train, users), data.validation, data.test, data.fingerprint)

@@ -9,6 +9,10 @@ objects at call time, with settings in constructors and results as dataclasses w
   per-example unlearning test :class:`UnlearningLiRA`;
 - distance to the exact retrain and the retraining noise floor (:func:`model_distance`,
   :class:`NoiseFloor`);
+- the two verdicts of a deletion (:func:`verify_candidate`, :func:`verify_request`): *forgotten*
+  (:mod:`.forgotten`) and *faithful* (:mod:`.faithful`), against oracles replayed without ``U``
+  (:mod:`.replays`), settings validated in :class:`VerifySettings`;
+- the NeurIPS 2023 unlearning challenge's official forget score (:mod:`.challenge`);
 - metrics (ROC AUC, TPR at fixed FPR, advantage, the NeurIPS 2023 unlearning challenge's epsilon and
   forgetting quality, JS divergence, agreement, parameter distance).
 
@@ -61,7 +65,13 @@ __all__ = [
 ]
 
 from .oracles import OracleBank, Oracles, cached_exact_state, oracle_seed, prune_stale  # noqa: E402
-from .verdict import Check, VerificationReport, verify_request  # noqa: E402
+from .settings import VerifySettings  # noqa: E402
+from .replays import OracleSet, train_oracle_set  # noqa: E402
+from .report import VerificationReport  # noqa: E402
+from .candidate import verify_candidate  # noqa: E402
+from .request import verify_request  # noqa: E402
+from .challenge import challenge_epsilons, challenge_score  # noqa: E402
 
-__all__ += ["Check", "OracleBank", "Oracles", "VerificationReport", "cached_exact_state", "oracle_seed",
-            "prune_stale", "verify_request"]
+__all__ += ["OracleBank", "OracleSet", "Oracles", "VerificationReport", "VerifySettings", "cached_exact_state",
+            "challenge_epsilons", "challenge_score", "oracle_seed", "prune_stale", "train_oracle_set",
+            "verify_candidate", "verify_request"]
