@@ -68,9 +68,10 @@ def methods() -> list[str]:
 class ForgetOptions:
     """Settings of the engine (defaults chosen from the benchmarks, docs/unlearning.md).
 
-    ``damping``: ``a`` in the stitch; 1.0 (default) is the paper's plain stitch; ``"auto"``
-    (experimental) matches the stitch's loss on memorised users to the retrained state's
-    (``damping.py``; measured to miss on real MNIST, see docs/unlearning.md). ``memorised_gap``: nats of loss gap on ``U`` above
+    ``damping``: ``a`` in the stitch; 1.0 is the paper's plain stitch; ``"auto"`` (default) damps
+    the stitch of a memorised user so that its loss on U matches the retrained state's
+    (``damping.py``), when at most ``memorised_blocks`` blocks remain after ``t`` (only then is the
+    retrained state a good proxy of where the exact retrain ends on U), else stitches plainly. ``memorised_gap``: nats of loss gap on ``U`` above
     which a user counts as memorised; ``memorised_blocks``: blocks retrained past the last deleted one
     before the first stitch attempt for a memorised user (their memory fades in later blocks on the
     stored trajectory, which a stitch right after ``m`` would over-correct). ``max_overshoot``: the most a ``deepobliviate`` request may
@@ -83,7 +84,7 @@ class ForgetOptions:
     rule: StoppingRule = field(default_factory=lambda: make_stopping_rule("immediate"))
     bounds: Bounds = field(default_factory=Bounds)
     guard: StitchGuard = field(default_factory=StitchGuard)
-    damping: str | float = 1.0
+    damping: str | float = "auto"
     memorised_gap: float = 0.1
     memorised_blocks: int = 3
     max_overshoot: float = 0.05
@@ -297,7 +298,8 @@ class _Request:
         a = 1.0
         if isinstance(opts.damping, (int, float)):
             a = float(opts.damping)
-        elif self.memorised and self.memorised["memorised"]:
+        elif self.memorised and self.memorised["memorised"] and \
+                self.run_.num_blocks - t <= max(opts.memorised_blocks, 1):
             target = median_loss(self.model, u_data.x, u_data.y)  # theta'_t: never saw U
 
             def loss_at(a_: float) -> float:
