@@ -230,6 +230,10 @@ def _cell(sp: dict | None) -> str:
     return f"{sp['median']:.2f}x [{sp['q1']:.2f}-{sp['q3']:.2f}; {sp['min']:.2f}-{sp['max']:.2f}]"
 
 
+def _name(record: dict) -> str:
+    return f"{record['setting']} {record['tag']}".strip() if record.get("tag") else record["setting"]
+
+
 def render(records: list[dict]) -> str:
     """Markdown tables: accuracy and speedups, then prediction latency."""
     lines = ["| setting | slice epochs (work) | rate | accuracy % vote / mean | n | median speedup, wall [IQR; range] | "
@@ -237,7 +241,7 @@ def render(records: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         sp = r.get("speedup")
-        lines.append(f"| {r['setting']} | {'/'.join(map(str, r['slice_epochs']))} ({r['epochs_of_work']:g}) | "
+        lines.append(f"| {_name(r)} | {'/'.join(map(str, r['slice_epochs']))} ({r['epochs_of_work']:g}) | "
                      f"{r['config']['training']['schedule']} | {100 * r['accuracy']['vote']:.2f} / "
                      f"{100 * r['accuracy']['mean_proba']:.2f} | {sp['n'] if sp else 0} | {_cell(sp)} | "
                      f"{_cell(r.get('cpu_speedup'))} | {' / '.join(f'{a:.2f}' for a in r['analytical_by_slice'])} | "
@@ -247,7 +251,7 @@ def render(records: list[dict]) -> str:
     for r in records:
         for name, lat in r["latency"].items():
             e, o, p = lat["ensemble_s"], lat["single_s"], lat["paired_ratio"]
-            lines.append(f"| {r['setting']} | {lat['n']} image{'s' if lat['n'] > 1 else ''} | {1e3 * e['median']:.1f} "
+            lines.append(f"| {_name(r)} | {lat['n']} image{'s' if lat['n'] > 1 else ''} | {1e3 * e['median']:.1f} "
                          f"[{1e3 * e['q1']:.1f}-{1e3 * e['q3']:.1f}] | {1e3 * o['median']:.2f} | {lat['ratio']:.2f}x | "
                          f"{p['median']:.2f}x [{p['q1']:.2f}-{p['q3']:.2f}] |")
     return "\n".join(lines)
@@ -270,7 +274,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="benchmarks/results/sisa_mnist.json")
     args = ap.parse_args(argv)
     if args.render is not None:
-        print(render([r for path in args.render for r in json.loads(Path(path).read_text())["settings"]]))
+        records = []
+        for path in args.render:
+            data = json.loads(Path(path).read_text())
+            records += [{**r, "tag": data.get("tag", "")} for r in data["settings"]]
+        print(render(records))
         return 0
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed + 1)
@@ -296,7 +304,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for spec in args.settings:
-        results["settings"].append(bench_setting(spec, data, single, args, rng))
+        results["settings"].append({**bench_setting(spec, data, single, args, rng), "tag": args.tag})
         results["load_end"] = load()
         out.write_text(json.dumps(results, indent=1))
     print(render(results["settings"]))

@@ -1,12 +1,14 @@
 """SISA settings and the epoch budget over a shard's slices.
 
-The paper's budget (Bourtoule et al., S&P 2021, Sec. V-B; reference code ``cleverhans-lab/machine-unlearning``,
+The paper's budget (Bourtoule et al., S&P 2021; reference code ``cleverhans-lab/machine-unlearning``,
 ``sisa.py``, where ``avg_epochs_per_slice = 2 R / (R + 1) * e / R`` and slice ``sl`` trains
 ``int((sl + 1) * avg) - int(sl * avg)`` epochs): an unsliced shard model would train ``e`` epochs; sliced, it
 trains ``e' = 2R/(R+1) e`` epochs in all, spread over the ``R`` slices. Slice ``r`` trains on the union of
 slices ``1..r`` (``r/R`` of the shard), so the total work is ``sum_r (r/R) e'/R = e`` epochs of the shard:
-slicing costs what unsliced training costs. The reference uses a constant learning rate (no scheduler);
-here the rate comes from ``training.schedule``, whose progress spans a shard's ``R`` slices.
+slicing costs what unsliced training costs (exactly when every slice gets the same whole number of epochs;
+with the per-slice flooring within one epoch of it, e.g. e = 12, R = 4: 4/5/5/5 epochs, 12.25 of work).
+The reference uses a constant learning rate (no scheduler); here the rate comes from ``training.schedule``
+(default constant), whose progress spans a shard's ``R`` slices.
 
 >>> SisaConfig(slices=4, epochs=5).slice_epochs()
 (2, 2, 2, 2)
@@ -63,7 +65,9 @@ class SisaConfig:
     compares). ``training`` supplies the optimizer, learning rate and its schedule (default constant, as in
     the reference code), batch size and weight decay; its ``blocks``, ``epochs_per_block``, ``partition``,
     ``order_file`` and ``seed`` are not used: ``slices``, the epoch budget and ``seed`` take their place.
-    Every shard has its own seeds (initial weights, minibatch order) derived from ``(seed, shard)``.
+    Every shard has its own seeds (initial weights, minibatch order) derived from ``(seed, shard)``; a
+    ``model_factory`` that seeds itself (``build_model(..., seed=...)``) overrides the init seed and gives
+    every shard the same initial weights, so pass an unseeded one.
     """
 
     shards: int = 5
