@@ -138,7 +138,10 @@ def bench_deletions(ens: SisaEnsemble, data, factory, n: int, rng: np.random.Gen
 def bench_latency(ens: SisaEnsemble, single: torch.nn.Module, x: torch.Tensor, repeats: int) -> dict:
     out = {}
     for name, batch in (("batch512", x[:512]), ("single_input", x[:1])):
-        fns = {"ensemble": lambda b=batch: ens.predict(b), "single": lambda b=batch: predict_logits(single, b).argmax(-1)}
+        S = len(ens.models)
+        fns = {"ensemble": lambda b=batch: ens.predict(b), "single": lambda b=batch: predict_logits(single, b).argmax(-1),
+               # control: the single model called S times in a row (what S models cost without aggregation)
+               "single_x_S": lambda b=batch: [predict_logits(single, b).argmax(-1) for _ in range(S)]}
         for fn in fns.values():
             fn()  # warm-up
         times: dict[str, list[float]] = {k: [] for k in fns}
@@ -150,7 +153,8 @@ def bench_latency(ens: SisaEnsemble, single: torch.nn.Module, x: torch.Tensor, r
         ratios = [a / b for a, b in zip(times["ensemble"], times["single"])]
         out[name] = {"n": len(batch), "ensemble_s": spread(times["ensemble"]), "single_s": spread(times["single"]),
                      "ratio": statistics.median(times["ensemble"]) / statistics.median(times["single"]),
-                     "paired_ratio": spread(ratios)}
+                     "paired_ratio": spread(ratios), "single_x_S_s": spread(times["single_x_S"]),
+                     "ratio_single_x_S": statistics.median(times["single_x_S"]) / statistics.median(times["single"])}
     return out
 
 
@@ -246,14 +250,15 @@ def render(records: list[dict]) -> str:
                      f"{100 * r['accuracy']['mean_proba']:.2f} | {sp['n'] if sp else 0} | {_cell(sp)} | "
                      f"{_cell(r.get('cpu_speedup'))} | {' / '.join(f'{a:.2f}' for a in r['analytical_by_slice'])} | "
                      f"{r['ceiling']:.1f}x | {r.get('above_ceiling', '-')} / {r.get('cpu_above_ceiling', '-')} |")
-    lines += ["", "| setting | input | ensemble, ms (median [IQR]) | one model, ms | ratio of medians | paired ratio [IQR] |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| setting | input | ensemble, ms (median [IQR]) | one model, ms | ratio of medians | paired ratio [IQR] | "
+              "control: one model S times, ratio |", "|---|---|---|---|---|---|---|"]
     for r in records:
         for name, lat in r["latency"].items():
             e, o, p = lat["ensemble_s"], lat["single_s"], lat["paired_ratio"]
+            control = f"{lat['ratio_single_x_S']:.2f}x" if "ratio_single_x_S" in lat else "-"
             lines.append(f"| {_name(r)} | {lat['n']} image{'s' if lat['n'] > 1 else ''} | {1e3 * e['median']:.1f} "
                          f"[{1e3 * e['q1']:.1f}-{1e3 * e['q3']:.1f}] | {1e3 * o['median']:.2f} | {lat['ratio']:.2f}x | "
-                         f"{p['median']:.2f}x [{p['q1']:.2f}-{p['q3']:.2f}] |")
+                         f"{p['median']:.2f}x [{p['q1']:.2f}-{p['q3']:.2f}] | {control} |")
     return "\n".join(lines)
 
 

@@ -39,7 +39,8 @@ class Checkpoint:
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> "Checkpoint":
-        return cls(rec["size"], rec["epochs"], float("nan") if rec["loss"] is None else rec["loss"],
+        # "epochs" is a record only (training reads the config); stores written before it was kept lack it
+        return cls(rec["size"], int(rec.get("epochs", 0)), float("nan") if rec["loss"] is None else rec["loss"],
                    rec["wall_time_s"], refs={"model": rec["model"], "optimizer": rec["optimizer"]})
 
 
