@@ -12,9 +12,14 @@ from obliviate.data import load_digits
 from obliviate.errors import ConfigError, IntegrityError, RequestError, StoreError
 from obliviate.models import build_model
 from obliviate.training.config import TrainingConfig
+from obliviate.training.block import make_optimizer, train_block
+from obliviate.training.chain import load_state
 from obliviate.unlearning.sisa import SisaConfig, SisaEnsemble, prediction_latency
+from obliviate.unlearning.sisa.training import seeded_assignment
 
-CFG = SisaConfig(shards=3, slices=4, epochs_per_slice=2, training=TrainingConfig(lr=0.01, batch_size=64), seed=0)
+# the paper's budget: e = 5 epochs of an unsliced shard, e' = 2R/(R+1) e = 8 spread as 2 per slice
+CFG = SisaConfig(shards=3, slices=4, epochs=5, training=TrainingConfig(lr=0.01, batch_size=64, schedule="constant"),
+                 seed=0)
 
 
 def small_cnn():
@@ -50,7 +55,8 @@ def forgotten(trained):
 
 def test_config_validation_speaks_one_voice():
     for key, value, want in [("shards", 0, "an int >= 1"), ("slices", 1.5, "an int >= 1"),
-                             ("epochs_per_slice", True, "an int >= 1"), ("seed", -1, "an int >= 0")]:
+                             ("epochs", 0, "an int >= 1"), ("epochs_per_slice", True, "an int >= 0"),
+                             ("seed", -1, "an int >= 0")]:
         with pytest.raises(ConfigError, match=f"Expected `{key}` to be {want}, but got {value!r}"):
             SisaConfig(**{key: value})
     with pytest.raises(ConfigError, match="Expected `aggregation` to be one of mean_proba, vote, but got 'max'"):
@@ -60,8 +66,46 @@ def test_config_validation_speaks_one_voice():
     with pytest.raises(ConfigError, match="unknown SISA key"):
         SisaConfig.from_dict({"shard": 3})
     assert SisaConfig.from_dict(CFG.to_dict()) == CFG
-    cfg = CFG.shard_training(1)
-    assert (cfg.epochs_per_block, cfg.blocks, cfg.lr) == (2, 4, 0.01) and cfg.seed != CFG.shard_training(0).seed
+    cfg = CFG.shard_training(1, 3)
+    assert (cfg.epochs_per_block, cfg.blocks, cfg.lr) == (2, 4, 0.01) and cfg.seed != CFG.shard_training(0, 3).seed
+    with pytest.raises(ConfigError, match=r"Expected `epochs` to be at least \(slices \+ 1\) / 2 = 3 .* but got 2"):
+        SisaConfig(slices=5, epochs=2)
+    assert SisaConfig(slices=5, epochs=2, epochs_per_slice=1).slice_epochs() == (1,) * 5
+
+
+def reference_slice_epochs(epochs, slices):
+    """The reference code's rule (cleverhans-lab/machine-unlearning, sisa.py), in floats as it is written."""
+    avg = 2 * slices / (slices + 1) * epochs / slices
+    return tuple(int((sl + 1) * avg) - int(sl * avg) for sl in range(slices))
+
+
+@pytest.mark.parametrize("slices,epochs", [(1, 5), (2, 5), (3, 5), (4, 5), (4, 10), (4, 12), (5, 3), (8, 20), (10, 6)])
+def test_slice_epochs_follow_the_papers_budget(slices, epochs):
+    cfg = SisaConfig(shards=5, slices=slices, epochs=epochs)
+    got = cfg.slice_epochs()
+    assert got == reference_slice_epochs(epochs, slices) and min(got) >= 1
+    assert sum(got) == 2 * slices * epochs // (slices + 1)  # e' = 2R/(R+1) e, floored
+    # slice r trains on r/R of the shard: the work is e epochs of the shard, within one epoch (the flooring),
+    # exactly e when the epochs per slice are equal
+    work = sum(r * e for r, e in enumerate(got, 1)) / slices
+    assert abs(work - epochs) < 1
+    if 2 * slices * epochs % (slices + 1) == 0 and len(set(got)) == 1:
+        assert work == epochs
+    # the last slice is the cheapest to retrain; its speedup is the ceiling S (R + 1) / 2 for equal epochs
+    speedups = [cfg.analytical_speedup(r) for r in range(1, slices + 1)]
+    assert speedups == sorted(speedups) and speedups[0] == pytest.approx(5)
+    if len(set(got)) == 1:
+        assert speedups[-1] == pytest.approx(cfg.speedup_ceiling())
+
+
+def test_every_shard_has_its_own_seeds_and_the_rate_stays_constant(trained):
+    first = [next(m.parameters()).detach() for m in trained.models]
+    assert not torch.equal(first[0], first[1]) and not torch.equal(first[1], first[2])
+    assert len({CFG.shard_training(s, 1).seed for s in range(3)}) == 3
+    for shard in trained._checkpoints:  # the reference code's constant rate: every stored lr is the configured one
+        for ck in shard:
+            assert all(g["lr"] == CFG.training.lr for g in trained._keeper.states(ck)[1]["param_groups"])
+    assert [ck.epochs for ck in trained._checkpoints[0]] == [0, 2, 2, 2, 2]
 
 
 def test_assignment_is_seeded_disjoint_and_complete(trained, digits):
@@ -71,8 +115,8 @@ def test_assignment_is_seeded_disjoint_and_complete(trained, digits):
     assert np.array_equal(np.sort(flat), np.sort(digits.train.ids.numpy()))
     sizes = [len(p) for shard in parts for p in shard]
     assert max(sizes) - min(sizes) <= 1
-    again = SisaEnsemble._seeded_assignment(CFG, digits.train)
-    other = SisaEnsemble._seeded_assignment(dataclasses.replace(CFG, seed=1), digits.train)
+    again = seeded_assignment(CFG, digits.train)
+    other = seeded_assignment(dataclasses.replace(CFG, seed=1), digits.train)
     assert all(np.array_equal(a, b) for sa, sb in zip(parts, again) for a, b in zip(sa, sb))
     assert not np.array_equal(parts[0][0], other[0][0])
     with pytest.raises(ConfigError, match="3 shards of 4 slices"):
@@ -116,6 +160,35 @@ def test_forgotten_ensemble_equals_training_from_scratch_without_the_ids(forgott
     oracle = SisaEnsemble.train(CFG, digits.train.select(kept), small_cnn, assignment=ens.assignment)
     assert all(states_equal(a, b) for a, b in zip(ens.models, oracle.models))
     assert torch.equal(ens.predict_proba(digits.test.x), oracle.predict_proba(digits.test.x))
+
+
+def test_forget_equals_retraining_the_shard_from_its_slice_checkpoint_by_hand(trained, digits):
+    """Bit for bit on CPU, one machine and one thread count: the forgotten shard equals shard 1 restored
+    by hand to its checkpoint after slice 1 and trained on slices 2..4 without the id."""
+    ens = copy.deepcopy(trained)
+    parts = ens.assignment[1]
+    victim = int(parts[1][3])
+    result = ens.forget([victim])
+    assert [(e["shard"], e["from_slice"]) for e in result.retrained] == [(1, 2)]
+    state, opt_state = trained._keeper.states(trained._checkpoints[1][1])
+    model = small_cnn()
+    load_state(model, state)
+    optimizer = make_optimizer(model, CFG.training)
+    optimizer.load_state_dict(opt_state)
+    kept = [p[p != victim] for p in parts]
+    for r in (2, 3, 4):
+        union = torch.from_numpy(np.sort(np.concatenate(kept[:r])))
+        pos = digits.train.positions(union)
+        train_block(model, optimizer, digits.train.x[pos], digits.train.y[pos], block=r, num_blocks=4,
+                    cfg=dataclasses.replace(CFG.training, epochs_per_block=2, blocks=4, seed=CFG.shard_training(1, r).seed))
+    assert states_equal(model, ens.models[1])
+    assert not states_equal(model, trained.models[1])
+    assert all(states_equal(ens.models[s], trained.models[s]) for s in (0, 2))
+    # the request's sample-epochs: slices 2..4 of the shard, 2 epochs each, against the whole ensemble's
+    sizes = np.cumsum([len(p) for p in kept])
+    assert result.samples_retrained == 2 * int(sizes[1:].sum())
+    assert result.samples_total == sum(2 * int(np.cumsum([len(p) for p in shard]).sum()) for shard in ens.assignment)
+    assert result.analytical_speedup == pytest.approx(CFG.analytical_speedup(2), rel=0.02)
 
 
 def test_unknown_ids_raise_listing_them_and_change_nothing(trained):
@@ -176,7 +249,7 @@ def test_prediction_latency_is_a_positive_median(trained, digits):
 
 # -- stored checkpoints -------------------------------------------------------------------------------
 
-SMALL = SisaConfig(shards=2, slices=3, epochs_per_slice=1, training=TrainingConfig(lr=0.01, batch_size=64), seed=3)
+SMALL = SisaConfig(shards=2, slices=3, epochs=2, training=TrainingConfig(lr=0.01, batch_size=64), seed=3)
 
 
 @pytest.fixture(scope="module")
