@@ -118,7 +118,7 @@ def test_mi_face_matches_art(digits, digits_cnn):
     from art.attacks.inference.model_inversion import MIFace as ArtMIFace
 
     steps = 60
-    ours = MIFace(steps=steps, lr=0.1, threshold=1.0, window=steps + 1, evaluator_epochs=1)(digits_cnn, digits)
+    ours = MIFace(space="pixel", steps=steps, lr=0.1, threshold=1.0, window=steps + 1, evaluator_epochs=1)(digits_cnn, digits)
     art = ArtMIFace(_art_classifier(digits_cnn, output_softmax=True), max_iter=steps, window_length=steps + 1,
                     threshold=1.0, learning_rate=0.1, batch_size=10, verbose=False).infer(None, y=np.arange(10))
     diff = (ours.artifacts["reconstructions"] - torch.from_numpy(art)).abs().max()
