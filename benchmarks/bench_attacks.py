@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ours_fgsm = FGSM(eps=eps, max_samples=None)
     ours_pgd = PGD(eps=eps, alpha=alpha, steps=steps, random_start=False, max_samples=None)
-    ours_cw = CarliniWagnerL2(c=1.0, kappa=0.0, steps=50, lr=0.01, max_samples=None)
+    ours_cw = CarliniWagnerL2(c=1.0, kappa=0.0, steps=50, lr=0.01, binary_search_steps=1, max_samples=None)
     ta_fgsm = torchattacks.FGSM(model, eps=eps)
     ta_pgd = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=False)
     ta_cw = torchattacks.CW(model, c=1.0, kappa=0.0, steps=50, lr=0.01)

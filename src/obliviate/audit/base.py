@@ -152,7 +152,8 @@ class AttackResult:
 
     ``metrics`` maps pivot-metric names (see :func:`obliviate.audit.registry.family_metrics`) to
     numbers; ``artifacts`` holds tensors (adversarial inputs, reconstructions, copies) and is left out
-    of :meth:`to_dict`.
+    of :meth:`to_dict`; ``arrays`` holds the few an attack exports (``Attack.exports``, e.g. MI-Face's
+    reconstructions and class means) as nested lists rounded to 4 decimals, for reports.
     """
 
     attack: str
@@ -162,6 +163,7 @@ class AttackResult:
     settings: dict[str, Any] = field(default_factory=dict)
     model: str = "model"
     artifacts: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    arrays: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __getitem__(self, key: str) -> Any:
         return self.metrics[key]
@@ -169,7 +171,8 @@ class AttackResult:
     def to_dict(self) -> dict[str, Any]:
         return {"attack": self.attack, "family": self.family, "model": self.model,
                 "threat": self.threat.to_dict(), "metrics": {k: _jsonable(v) for k, v in self.metrics.items()},
-                "settings": {k: _jsonable(v) for k, v in self.settings.items()}}
+                "settings": {k: _jsonable(v) for k, v in self.settings.items()},
+                **({"arrays": self.arrays} if self.arrays else {})}
 
 
 def _jsonable(v: Any) -> Any:
@@ -305,6 +308,7 @@ class Attack(abc.ABC):
     name: ClassVar[str] = "attack"  # set by the registry
     family: ClassVar[str] = ""
     knowledge: ClassVar[str] = "white-box"
+    exports: ClassVar[tuple[str, ...]] = ()  # artifacts small enough to go into the JSON (AttackResult.arrays)
 
     def __init__(self, *,
                  bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0, max_samples: int | None = None) -> None:
@@ -334,8 +338,10 @@ class Attack(abc.ABC):
             start = time.perf_counter()
             metrics, artifacts = self._run(target, audit_data)
             metrics.setdefault("wall_time_s", time.perf_counter() - start)
+        arrays = {k: artifacts[k].detach().cpu().double().nan_to_num().round(decimals=4).tolist()
+                  for k in self.exports if isinstance(artifacts.get(k), torch.Tensor)}
         return AttackResult(attack=self.name, family=self.family, threat=self.threat_model(),
-                            metrics=metrics, settings=self.settings(), artifacts=artifacts)
+                            metrics=metrics, settings=self.settings(), artifacts=artifacts, arrays=arrays)
 
     def settings(self) -> dict[str, Any]:
         """The constructor settings of this attack, by name."""

@@ -55,6 +55,7 @@ class MIFace(Attack):
 
     family = "inversion"
     knowledge = "white-box"
+    exports = ("reconstructions", "class_means")
 
     def __init__(self, *, space: str = "lowres", resolution: int | None = None, steps: int = 200,
                  lr: float = 0.1, threshold: float = 0.99, window: int = 100,
