@@ -130,8 +130,7 @@ def test_jsma_pruned_pairs_match_exhaustive_when_candidates_cover():
     assert bool((p[rows] != q[rows]).all())
     assert bool(dom[rows, p[rows]].all() and dom[rows, q[rows]].all())
     a = alpha[rows, p[rows]] + alpha[rows, q[rows]]
-    b = beta[rows, p[rows]] + beta[rows, q[rows]]
-    assert bool((a > 0).all() and (b < 0).all())
+    assert bool((a > 0).all())  # both conditions, or the fallback: the target logit rises
 
 
 def test_jsma_pruned_close_to_exhaustive_on_mnist_sized_inputs(digits, digits_cnn):

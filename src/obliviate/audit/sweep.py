@@ -187,7 +187,8 @@ def run_sweep(attacks: Sequence[Attack], models: Mapping[str, nn.Module], data: 
                                      "eps": [v for v, _ in variants], "robust_accuracy": robust, "success_rate": success,
                                      "settings": {k: v for k, v in _plain(attack.settings()).items() if k != "eps"}})
             if sweeps_q:
-                sweep.query_curves.append({"model": model_name, "attack": attack.name, "queries": used,
+                sweep.query_curves.append({"model": model_name, "attack": attack.name, "budget": list(queries or ()),
+                                           "queries": used,
                                            "fidelity": fidelity,
                                            "output": attack.settings().get("output")})
     for (model_name, norm), by_eps in fooled_at.items():

@@ -46,7 +46,15 @@ def maybe_json(value: Any) -> Any:
     return value
 
 
+MAX_CELL = 320  # characters of one table cell; longer text is cut with an ellipsis
+
+
 def scalar_text(v: Any) -> str:
+    text = _text(v)
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "\u2026"
+
+
+def _text(v: Any) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
@@ -54,6 +62,8 @@ def scalar_text(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, (list, tuple)):
+        if v and all(isinstance(x, str) for x in v):
+            return "; ".join(v)
         if all(not isinstance(x, (dict, list)) for x in v):
             shown = ", ".join(scalar_text(x) for x in v[:12])
             return f"[{shown}{', ...' if len(v) > 12 else ''}] ({len(v)})" if len(v) > 12 else f"[{shown}]"
@@ -63,18 +73,24 @@ def scalar_text(v: Any) -> str:
     return str(v)
 
 
-def rows_of(d: dict[str, Any], skip: Iterable[str] = ()) -> list[tuple[str, str]]:
-    """``(key, text)`` pairs of a dict for a generic table, nested dicts flattened one level."""
+def rows_of(d: dict[str, Any], skip: Iterable[str] = (), *, prefix: str = "", depth: int = 2) -> list[tuple[str, str]]:
+    """``(key, text)`` pairs of a dict for a generic table; nested dicts are flattened to dotted keys
+    (``depth`` levels), so fields this version does not know still show.
+
+    >>> rows_of({"a": 1, "b": {"c": [1, 2], "d": {"e": None}}})
+    [('a', '1'), ('b.c', '[1, 2]'), ('b.d.e', '-')]
+    """
     out = []
     skip = set(skip)
     for k, v in d.items():
         if k in skip:
             continue
         v = maybe_json(v)
-        if isinstance(v, dict) and v and all(not isinstance(x, (dict, list)) for x in v.values()):
-            out += [(f"{k}.{k2}", scalar_text(x)) for k2, x in v.items()]
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and depth > 0:
+            out += rows_of(v, prefix=key + ".", depth=depth - 1)
         else:
-            out.append((str(k), scalar_text(v)))
+            out.append((key, scalar_text(v)))
     return out
 
 

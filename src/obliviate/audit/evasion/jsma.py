@@ -83,7 +83,8 @@ class JSMA(EvasionAttack):
     def _best_pairs(alpha: torch.Tensor, beta: torch.Tensor, dom: torch.Tensor,
                     k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per input, the feature pair ``(p, q)`` maximising ``(a_p + a_q) * -(b_p + b_q)`` with
-        ``a_p + a_q > 0`` and ``b_p + b_q < 0`` (the paper's saliency of a pair), and whether one exists.
+        ``a_p + a_q > 0`` and ``b_p + b_q < 0`` (the paper's saliency of a pair), else the pair of largest
+        ``a_p + a_q > 0``; and whether there is one.
 
         The search runs over the ``k`` features of largest ``alpha`` together with the ``k`` of most
         negative ``beta`` (the features a good pair is made of), so it costs ``(2k)^2`` per input instead of
@@ -108,7 +109,15 @@ class JSMA(EvasionAttack):
         pb = b[:, :, None] + b[:, None, :]
         off_diag = ~torch.eye(m, dtype=torch.bool, device=alpha.device)
         valid = (pa > 0) & (pb < 0) & ok[:, :, None] & ok[:, None, :] & off_diag
-        score = torch.where(valid, pa * -pb, torch.zeros((), dtype=alpha.dtype, device=alpha.device))
-        best = score.flatten(1).argmax(1)
+        zero = torch.zeros((), dtype=alpha.dtype, device=alpha.device)
+        score = torch.where(valid, pa * -pb, zero)
         has = valid.flatten(1).any(1)
+        # no pair meets both conditions: fall back to the pair that raises the target logit most (the
+        # single-map rule of Papernot et al.'s section III-C, which ART's SaliencyMapMethod uses throughout)
+        rising = (pa > 0) & ok[:, :, None] & ok[:, None, :] & off_diag
+        fallback = ~has & rising.flatten(1).any(1)
+        if bool(fallback.any()):
+            score = torch.where(fallback[:, None, None], torch.where(rising, pa, zero), score)
+            has = has | fallback
+        best = score.flatten(1).argmax(1)
         return cand.gather(1, (best // m)[:, None]).squeeze(1), cand.gather(1, (best % m)[:, None]).squeeze(1), has
