@@ -109,6 +109,7 @@ def test_equation_solving_quiet_on_softmax(digits, digits_softmax, recwarn):
     assert not [w for w in recwarn if "softmax or logistic" in str(w.message)]
 
 
+@pytest.mark.slow
 def test_cw_searches_its_constant_by_default(digits, digits_cnn):
     assert CarliniWagnerL2().binary_search_steps == 5
     one = CarliniWagnerL2(steps=30, binary_search_steps=1, lr=0.01, max_samples=40)(digits_cnn, digits)
@@ -133,6 +134,7 @@ def test_jsma_pruned_pairs_match_exhaustive_when_candidates_cover():
     assert bool((a > 0).all())  # both conditions, or the fallback: the target logit rises
 
 
+@pytest.mark.slow
 def test_jsma_pruned_close_to_exhaustive_on_mnist_sized_inputs(digits, digits_cnn):
     # 16x16 inputs (d = 256 > 2 x 32): the pruned search is used; compare it with the exhaustive one
     up = torch.nn.Upsample(size=(8, 8), mode="bilinear", align_corners=False)

@@ -145,6 +145,7 @@ def test_badnets_poison_matches_art(digits):
     assert torch.equal(poisoned.x[untouched], digits.train.x[untouched])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm,eps,steps", [("Linf", 0.1, 20), ("Linf", 0.2, 20), ("L2", 1.0, 20)])
 def test_apgd_success_matches_torchattacks(digits, digits_cnn, test_xy, norm, eps, steps):
     torchattacks = pytest.importorskip("torchattacks")
@@ -157,6 +158,7 @@ def test_apgd_success_matches_torchattacks(digits, digits_cnn, test_xy, norm, ep
     assert abs(a - b) <= 0.02
 
 
+@pytest.mark.slow
 def test_jsma_success_close_to_art(digits, digits_cnn, test_xy):
     pytest.importorskip("art")
     from art.attacks.evasion import SaliencyMapMethod
