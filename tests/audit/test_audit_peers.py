@@ -6,8 +6,8 @@ Tolerances (also in docs/audit.md):
 - PGD (Linf and L2, random start off) vs torchattacks.PGD / PGDL2: success rate within 2 points.
 - APGD-CE (Linf and L2) vs torchattacks.APGD (Croce and Hein's algorithm, loss "ce", one restart): success
   rate within 2 points (random starts differ, so images are not compared).
-- JSMA vs ART's SaliencyMapMethod, same theta, gamma and targets: success at most 20 points below (the two
-  choose features differently: pairs for ours as in the paper, ART a simplified single-feature map).
+- JSMA vs ART's SaliencyMapMethod, same theta, gamma and targets: success at most 10 points below ART's
+  (ours runs the paper's pair map, then ART's single target map on the inputs still unfooled).
 - Evasion vs ART: DeepFool (50 steps, overshoot 0.02, all classes): success within 2 points, median L2
   of successful examples within 5% relative.
 - Extraction vs ART: Knockoff Nets, random, 500 label queries (ART's use_probability=False gives the
@@ -172,4 +172,4 @@ def test_jsma_success_close_to_art(digits, digits_cnn, test_xy):
         a = float((digits_cnn(ours).argmax(1) == t).float().mean())
         b = float((digits_cnn(theirs).argmax(1) == t).float().mean())
     print(f"jsma gamma=0.3: ours {a:.3f} ART {b:.3f}")
-    assert a >= b - 0.2
+    assert a >= b - 0.1

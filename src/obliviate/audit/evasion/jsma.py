@@ -8,9 +8,12 @@ from typing import Any
 
 import torch
 
-from ..base import CountedModel, check_float, check_int
+from ..base import CountedModel, check_choice, check_float, check_int
 from ..registry import register_attack
 from ._base import EvasionAttack
+
+
+SALIENCY = ("both", "pairs", "target")
 
 
 @register_attack("jsma")
@@ -20,7 +23,12 @@ class JSMA(EvasionAttack):
     success or when ``gamma`` (a fraction of the features) have been changed. Two backward passes per
     active input and iteration. Targeted by construction (random target, seeded). The pair search runs
     over ``candidates`` features of largest saliency per side (default 32; ``None``: all ``d^2`` pairs, as
-    the paper): on MNIST that is about 150x fewer pairs at nearly the same success.
+    the paper): on MNIST that is about 150x fewer pairs at nearly the same success. ``saliency="pairs"``
+    is the paper's pair map; ``"target"`` moves the two free features of largest target gradient (the
+    single map ART's SaliencyMapMethod uses); ``"both"`` (default: an audit wants the stronger attack)
+    runs the pair map and gives the inputs it did not fool to the target map. Neither map wins
+    everywhere: on 50 MNIST images (gamma 0.1) pairs / target fooled 50% / 80% of a LeNet-5, 80% / 72% of
+    a BatchNorm CNN, 94% / 100% of an MLP.
 
     >>> from obliviate.data import load_dataset
     >>> from obliviate.models import build_model
@@ -33,6 +41,7 @@ class JSMA(EvasionAttack):
     norm = "l0"
 
     def __init__(self, *, theta: float = 1.0, gamma: float = 0.15, candidates: int | None = 32,
+                 saliency: str = "both",
                  batch_size: int = 256, bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0,
                  max_samples: int | None = 1000) -> None:
         super().__init__(eps=None, targeted=True, batch_size=batch_size,
@@ -42,14 +51,28 @@ class JSMA(EvasionAttack):
             check_float("theta", theta, 0.0, 1.0, lo_open=True)
         self.gamma = check_float("gamma", gamma, 0.0, 1.0, lo_open=True)
         self.candidates = None if candidates is None else check_int("candidates", candidates, 1)
+        self.saliency = check_choice("saliency", saliency, SALIENCY)
 
     def budget(self) -> dict[str, Any]:
         return {"norm": "l0", "eps": self.gamma, "theta": self.theta}
 
     def perturb(self, model: CountedModel, x: torch.Tensor, y: torch.Tensor,
                 target: torch.Tensor | None) -> torch.Tensor:
-        lo_b, hi_b = self.bounds
         t = target if target is not None else (y + 1) % 10
+        if self.saliency != "both":
+            return self._perturb(model, x, t, self.saliency)
+        adv = self._perturb(model, x, t, "pairs")
+        with torch.no_grad():
+            missed = (model(adv).argmax(1) != t).nonzero().squeeze(1)
+        if missed.numel():  # the inputs the pair rule did not fool get the target-gradient rule
+            other = self._perturb(model, x[missed], t[missed], "target")
+            with torch.no_grad():
+                ok = model(other).argmax(1) == t[missed]
+            adv[missed[ok]] = other[ok]
+        return adv
+
+    def _perturb(self, model: CountedModel, x: torch.Tensor, t: torch.Tensor, rule: str) -> torch.Tensor:
+        lo_b, hi_b = self.bounds
         n, d = len(x), x[0].numel()
         adv = x.clone().flatten(1)
         increase = self.theta > 0
@@ -70,7 +93,13 @@ class JSMA(EvasionAttack):
             beta = g_all.flatten(1) - alpha
             if not increase:
                 alpha, beta = -alpha, -beta
-            p, q, has = self._best_pairs(alpha, beta, domain[active], k)
+            if rule == "target":  # the two features of largest target gradient still free
+                free = torch.where(domain[active], alpha, torch.full_like(alpha, -math.inf))
+                top = free.topk(2, dim=1)
+                p, q = top.indices[:, 0], top.indices[:, 1]
+                has = torch.isfinite(top.values).all(1)
+            else:
+                p, q, has = self._best_pairs(alpha, beta, domain[active], k)
             has &= todo
             rows = active[has]
             for feat in (p[has], q[has]):
