@@ -89,6 +89,7 @@ def test_cli_sweep_text(checkpoint, capsys, tmp_path):
     (["--queries", "0"], "`--queries`"),
     (["--per-sample", "/no/such/dir/x.csv"], "does not exist"),
     (["--bounds", "1", "0"], "`bounds`"),
+    (["--eps", "0.5:2:4"], "Expected argument `eps` to be a float in (0, 1]"),
 ])
 def test_cli_sweep_bad_input_exit_2(checkpoint, capsys, extra, needle):
     rc = main(["audit", "--model", "small_cnn", "--checkpoint", str(checkpoint), "--attacks", "fgsm", *extra])

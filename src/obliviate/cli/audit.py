@@ -142,6 +142,13 @@ def run(args: argparse.Namespace) -> int:
     # build (and so validate) every attack before loading anything
     specs = args.attacks or (list(SWEEP_ATTACKS) if sweeping else attack_names())
     attacks = [parse_attack_spec(spec, **defaults) for spec in specs]
+    if eps is not None and len(eps) > 1:  # every swept epsilon must suit every attack it goes to
+        from ..audit.sweep import takes, with_setting
+
+        for attack in attacks:
+            if attack.family == "evasion" and takes(attack, "eps") and attack.settings().get("eps") is not None:
+                for e in eps:
+                    with_setting(attack, eps=e)
     data: Any = None
     if args.run and args.dataset is None:
         data = _run_data(args.run)
