@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q -e ".[test]" "$(TORCH_PIN)"
 	# torchattacks declares torchvision (a multi-GB CUDA pull) but never imports it.
 	$(PIP) install -q --no-deps "torchattacks==3.5.1"
+	# headless Chromium renders the HTML report in tests/test_report.py (Debian package; make runs as root)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 	touch $(STAMP)
 
 setup: $(STAMP)

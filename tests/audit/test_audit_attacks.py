@@ -17,6 +17,8 @@ CASES: dict[str, dict] = {
     "bim": dict(eps=0.1, steps=5, max_samples=64),
     "pgd": dict(eps=0.1, steps=5, max_samples=64),
     "pgd_l2": dict(eps=1.0, steps=5, max_samples=64),
+    "apgd": dict(eps=0.1, steps=5, max_samples=64),
+    "apgd_l2": dict(eps=1.0, steps=5, max_samples=64),
     "cw": dict(steps=20, max_samples=32),
     "deepfool": dict(steps=10, max_samples=32),
     "jsma": dict(gamma=0.1, max_samples=16),

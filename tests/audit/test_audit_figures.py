@@ -64,5 +64,5 @@ def test_badnets_five_percent(digits, digits_cnn):
 def test_mi_face_reconstructions_near_own_class_mean(digits, digits_cnn):
     r = MIFace()(digits_cnn, digits)
     print(f"mi-face: class_mean_hits={r['class_mean_hits']}/10 evaluator_acc={r['evaluator_accuracy']:.2f} "
-          f"mse={r['mse']:.4f} ssim={r['ssim']:.4f}")
+          f"mse={r['mse']:.4f} ssim={r['ssim']:.4f} ssim_to_mean={r['ssim_to_mean']:.4f}")
     assert r["class_mean_hits"] >= 8

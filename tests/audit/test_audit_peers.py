@@ -4,6 +4,10 @@ Tolerances (also in docs/audit.md):
 
 - FGSM vs torchattacks.FGSM: max absolute difference <= 1e-6 on the same model and inputs.
 - PGD (Linf and L2, random start off) vs torchattacks.PGD / PGDL2: success rate within 2 points.
+- APGD-CE (Linf and L2) vs torchattacks.APGD (Croce and Hein's algorithm, loss "ce", one restart): success
+  rate within 2 points (random starts differ, so images are not compared).
+- JSMA vs ART's SaliencyMapMethod, same theta, gamma and targets: success at most 10 points below ART's
+  (ours runs the paper's pair map, then ART's single target map on the inputs still unfooled).
 - Evasion vs ART: DeepFool (50 steps, overshoot 0.02, all classes): success within 2 points, median L2
   of successful examples within 5% relative.
 - Extraction vs ART: Knockoff Nets, random, 500 label queries (ART's use_probability=False gives the
@@ -20,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from obliviate.audit import BIM, FGSM, PGDL2, BadNets, DeepFool, KnockoffNets, MIFace
+from obliviate.audit import APGD, APGDL2, BIM, FGSM, JSMA, PGDL2, BadNets, DeepFool, KnockoffNets, MIFace
 from obliviate.audit.base import AuditData
 from obliviate.data import load_dataset
 from obliviate.models import build_model
@@ -118,7 +122,7 @@ def test_mi_face_matches_art(digits, digits_cnn):
     from art.attacks.inference.model_inversion import MIFace as ArtMIFace
 
     steps = 60
-    ours = MIFace(steps=steps, lr=0.1, threshold=1.0, window=steps + 1, evaluator_epochs=1)(digits_cnn, digits)
+    ours = MIFace(space="pixel", steps=steps, lr=0.1, threshold=1.0, window=steps + 1, evaluator_epochs=1)(digits_cnn, digits)
     art = ArtMIFace(_art_classifier(digits_cnn, output_softmax=True), max_iter=steps, window_length=steps + 1,
                     threshold=1.0, learning_rate=0.1, batch_size=10, verbose=False).infer(None, y=np.arange(10))
     diff = (ours.artifacts["reconstructions"] - torch.from_numpy(art)).abs().max()
@@ -139,3 +143,33 @@ def test_badnets_poison_matches_art(digits):
     untouched = torch.ones(len(digits.train), dtype=torch.bool)
     untouched[positions] = False
     assert torch.equal(poisoned.x[untouched], digits.train.x[untouched])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("norm,eps,steps", [("Linf", 0.1, 20), ("Linf", 0.2, 20), ("L2", 1.0, 20)])
+def test_apgd_success_matches_torchattacks(digits, digits_cnn, test_xy, norm, eps, steps):
+    torchattacks = pytest.importorskip("torchattacks")
+    x, y = test_xy
+    cls = APGD if norm == "Linf" else APGDL2
+    ours = cls(eps=eps, steps=steps, max_samples=None).generate(digits_cnn, x, y)
+    theirs = torchattacks.APGD(digits_cnn, norm=norm, eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0)(x, y)
+    a, b = _success(digits_cnn, x, ours, y), _success(digits_cnn, x, theirs, y)
+    print(f"apgd {norm} eps={eps} steps={steps}: ours {a:.4f} torchattacks {b:.4f}")
+    assert abs(a - b) <= 0.02
+
+
+@pytest.mark.slow
+def test_jsma_success_close_to_art(digits, digits_cnn, test_xy):
+    pytest.importorskip("art")
+    from art.attacks.evasion import SaliencyMapMethod
+
+    x, y = test_xy[0][:60], test_xy[1][:60]
+    t = (y + 1 + torch.arange(60) % 9) % 10
+    ours = JSMA(theta=1.0, gamma=0.3).generate(digits_cnn, x, y, t)
+    art = SaliencyMapMethod(_art_classifier(digits_cnn), theta=1.0, gamma=0.3, verbose=False)
+    theirs = torch.from_numpy(art.generate(x.numpy(), y=np.eye(10, dtype=np.float32)[t.numpy()]))
+    with torch.no_grad():
+        a = float((digits_cnn(ours).argmax(1) == t).float().mean())
+        b = float((digits_cnn(theirs).argmax(1) == t).float().mean())
+    print(f"jsma gamma=0.3: ours {a:.3f} ART {b:.3f}")
+    assert a >= b - 0.1

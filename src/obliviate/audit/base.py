@@ -70,6 +70,42 @@ def check_int(name: str, value: Any, lo: int = 0, hi: int | None = None) -> int:
     return int(value)
 
 
+def check_bounds(bounds: Any) -> tuple[float, float]:
+    """Return ``bounds`` as a ``(lo, hi)`` pair of finite floats with ``lo < hi``, or raise.
+
+    >>> check_bounds([-1, 1])
+    (-1.0, 1.0)
+    >>> check_bounds((1, 0))
+    Traceback (most recent call last):
+    ...
+    obliviate.errors.ConfigError: Expected argument `bounds` to be two finite numbers lo < hi, but got (1, 0)
+    """
+    msg = f"Expected argument `bounds` to be two finite numbers lo < hi, but got {bounds!r}"
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise ConfigError(msg)
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in bounds):
+        raise ConfigError(msg)
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if not lo < hi:
+        raise ConfigError(msg)
+    return lo, hi
+
+
+def check_finite(name: str, x: torch.Tensor) -> None:
+    """Refuse NaN or infinite inputs with one line naming where they are.
+
+    >>> check_finite("x", torch.tensor([[0.0, float("nan")]]))
+    Traceback (most recent call last):
+    ...
+    obliviate.errors.ConfigError: x holds 1 NaN or infinite value(s) (first in sample 0); clean or drop those inputs first
+    """
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        first = int(bad.flatten(1).any(1).nonzero()[0]) if x.dim() > 1 else int(bad.nonzero()[0])
+        raise ConfigError(f"{name} holds {int(bad.sum())} NaN or infinite value(s) (first in sample {first}); "
+                          "clean or drop those inputs first")
+
+
 def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
     """Return ``value`` if it is one of ``allowed``, else raise naming the allowed values."""
     if value not in allowed:
@@ -116,7 +152,8 @@ class AttackResult:
 
     ``metrics`` maps pivot-metric names (see :func:`obliviate.audit.registry.family_metrics`) to
     numbers; ``artifacts`` holds tensors (adversarial inputs, reconstructions, copies) and is left out
-    of :meth:`to_dict`.
+    of :meth:`to_dict`; ``arrays`` holds the few an attack exports (``Attack.exports``, e.g. MI-Face's
+    reconstructions and class means) as nested lists rounded to 4 decimals, for reports.
     """
 
     attack: str
@@ -126,6 +163,7 @@ class AttackResult:
     settings: dict[str, Any] = field(default_factory=dict)
     model: str = "model"
     artifacts: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    arrays: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __getitem__(self, key: str) -> Any:
         return self.metrics[key]
@@ -133,7 +171,8 @@ class AttackResult:
     def to_dict(self) -> dict[str, Any]:
         return {"attack": self.attack, "family": self.family, "model": self.model,
                 "threat": self.threat.to_dict(), "metrics": {k: _jsonable(v) for k, v in self.metrics.items()},
-                "settings": {k: _jsonable(v) for k, v in self.settings.items()}}
+                "settings": {k: _jsonable(v) for k, v in self.settings.items()},
+                **({"arrays": self.arrays} if self.arrays else {})}
 
 
 def _jsonable(v: Any) -> Any:
@@ -261,16 +300,19 @@ class Attack(abc.ABC):
     """Base of every attack. Subclasses set ``family`` and ``knowledge`` and write ``_run``.
 
     Settings go to the constructor (keyword-only) and are stored under the same names, so
-    :meth:`settings` can list them. Every attack takes ``seed`` and ``max_samples`` (how many inputs to
-    attack or measure on; ``None`` for all).
+    :meth:`settings` can list them. Every attack takes ``bounds`` (the valid input range ``(lo, hi)``,
+    e.g. ``(-1, 1)`` or ``(0, 255)``; results are clipped to it and data outside it is refused), ``seed``
+    and ``max_samples`` (how many inputs to attack or measure on; ``None`` for all).
     """
 
     name: ClassVar[str] = "attack"  # set by the registry
     family: ClassVar[str] = ""
     knowledge: ClassVar[str] = "white-box"
-    bounds: tuple[float, float] = (0.0, 1.0)
+    exports: ClassVar[tuple[str, ...]] = ()  # artifacts small enough to go into the JSON (AttackResult.arrays)
 
-    def __init__(self, *, seed: int = 0, max_samples: int | None = None) -> None:
+    def __init__(self, *,
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0, max_samples: int | None = None) -> None:
+        self.bounds = check_bounds(bounds)
         self.seed = check_int("seed", seed, 0)
         self.max_samples = None if max_samples is None else check_int("max_samples", max_samples, 1)
 
@@ -296,8 +338,10 @@ class Attack(abc.ABC):
             start = time.perf_counter()
             metrics, artifacts = self._run(target, audit_data)
             metrics.setdefault("wall_time_s", time.perf_counter() - start)
+        arrays = {k: artifacts[k].detach().cpu().double().nan_to_num().round(decimals=4).tolist()
+                  for k in self.exports if isinstance(artifacts.get(k), torch.Tensor)}
         return AttackResult(attack=self.name, family=self.family, threat=self.threat_model(),
-                            metrics=metrics, settings=self.settings(), artifacts=artifacts)
+                            metrics=metrics, settings=self.settings(), artifacts=artifacts, arrays=arrays)
 
     def settings(self) -> dict[str, Any]:
         """The constructor settings of this attack, by name."""
@@ -324,10 +368,11 @@ class Attack(abc.ABC):
                 raise ConfigError(f"dataset {ds.name!r} is empty; an attack needs samples")
             if not torch.is_floating_point(ds.x):
                 raise ConfigError(f"dataset {ds.name!r}: inputs must be floating point, got {ds.x.dtype}")
+            check_finite(f"dataset {ds.name!r}", ds.x)
             xmin, xmax = float(ds.x.min()), float(ds.x.max())
             if not (math.isfinite(xmin) and math.isfinite(xmax)) or xmin < lo - 1e-6 or xmax > hi + 1e-6:
                 raise ConfigError(f"dataset {ds.name!r}: inputs must lie in [{lo:g}, {hi:g}], got "
-                                  f"[{xmin:.4g}, {xmax:.4g}]; scale them first")
+                                  f"[{xmin:.4g}, {xmax:.4g}]; scale them first or set the attack's `bounds`")
         if data.train.input_shape != data.test.input_shape:
             raise ConfigError(f"train and test inputs differ in shape: {data.train.input_shape} vs "
                               f"{data.test.input_shape}")

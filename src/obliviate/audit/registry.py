@@ -46,7 +46,7 @@ register_family(Family("evasion", "Evasion (adversarial examples)", (
 register_family(Family("extraction", "Model extraction (stealing)", (
     "queries", "copy_accuracy", "victim_accuracy", "fidelity", "output", "wall_time_s")))
 register_family(Family("inversion", "Model inversion and membership", (
-    "mse", "ssim", "evaluator_accuracy", "class_mean_hits", "auc", "tpr_at_1pct_fpr",
+    "class_mean_hits", "ssim_to_mean", "mse", "ssim", "evaluator_accuracy", "auc", "tpr_at_1pct_fpr",
     "tpr_at_0_1pct_fpr", "advantage", "wall_time_s")))
 register_family(Family("poisoning", "Poisoning and backdoors", (
     "poison_rate", "attack_success", "clean_accuracy", "clean_accuracy_drop", "robust_accuracy",

@@ -2,13 +2,15 @@
 
 ``obliviate audit RUN`` audits a run's original, unlearned and exact-retrained models side by side;
 ``obliviate audit --model NAME --checkpoint FILE.safetensors`` audits one model. One pivot-metric table
-per attack family is printed (``--markdown`` for reports, ``--json`` for machines).
+per attack family is printed (``--markdown`` for reports, ``--json`` for machines). ``--eps`` with several
+values (``0.05:0.3:6`` or ``0.05,0.1``) sweeps the evasion attacks over them: robust accuracy against
+epsilon per attack and the worst case per input across attacks; ``--per-sample FILE.csv`` (or ``.json``)
+writes one record per attacked input; ``--out FILE.json`` writes the JSON result for ``obliviate report``.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,17 @@ def register(sub: Any) -> None:
                    help="registered dataset to attack with (default: the run's own data for RUN, else digits)")
     p.add_argument("--attacks", nargs="+", metavar="ATTACK",
                    help="attacks to run, NAME or NAME:key=value,... (default: all)")
-    p.add_argument("--eps", type=float, default=None, help="budget for every attack that takes `eps`, in that attack's norm")
+    p.add_argument("--eps", nargs="+", default=None, metavar="EPS",
+                   help="budget for every attack that takes `eps`, in that attack's norm; several values "
+                        "(0.05 0.1, 0.05,0.1 or a range START:STOP:COUNT such as 0.05:0.3:6) sweep the "
+                        "evasion attacks: robust-accuracy curves and the worst case per input")
+    p.add_argument("--queries", nargs="+", default=None, metavar="Q",
+                   help="query budgets to sweep the extraction attacks over (fidelity against queries)")
+    p.add_argument("--per-sample", metavar="FILE",
+                   help="write one record per attacked input and attack (CSV for .csv, else JSON)")
+    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE (for `obliviate report`)")
+    p.add_argument("--bounds", nargs=2, type=float, metavar=("LO", "HI"), default=None,
+                   help="valid input range of the data (default 0 1)")
     p.add_argument("--max-samples", type=int, default=200,
                    help="inputs per attack, for the attacks that take it (default: 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of every attack (default: 0)")
@@ -106,8 +118,11 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
     from ._common import emit_json
 
-    if args.eps is not None and not (math.isfinite(args.eps) and args.eps > 0):
-        raise ConfigError(f"Expected argument `--eps` to be a positive float, but got {args.eps}")
+    from ..audit.sweep import parse_eps, run_sweep
+
+    eps = parse_eps(args.eps) if args.eps is not None else None
+    queries = _parse_queries(args.queries) if args.queries is not None else None
+    sweeping = bool(args.per_sample) or (eps is not None and len(eps) > 1) or queries is not None
     if args.max_samples < 1:
         raise ConfigError(f"Expected argument `--max-samples` to be an int >= 1, but got {args.max_samples}")
     if args.threads < 0:
@@ -117,21 +132,109 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     defaults: dict[str, Any] = {"seed": args.seed, "max_samples": args.max_samples}
-    if args.eps is not None:
-        defaults["eps"] = args.eps
+    if eps is not None and len(eps) == 1:
+        defaults["eps"] = eps[0]
+    if args.bounds is not None:
+        defaults["bounds"] = tuple(args.bounds)
+    for flag, value in (("--per-sample", args.per_sample), ("--out", args.out)):
+        if value and not Path(value).resolve().parent.is_dir():
+            raise UsageError(f"{flag} {value!r}: folder {str(Path(value).resolve().parent)!r} does not exist")
     # build (and so validate) every attack before loading anything
-    attacks = [parse_attack_spec(spec, **defaults) for spec in (args.attacks or attack_names())]
+    specs = args.attacks or (list(SWEEP_ATTACKS) if sweeping else attack_names())
+    attacks = [parse_attack_spec(spec, **defaults) for spec in specs]
+    if eps is not None and len(eps) > 1:  # every swept epsilon must suit every attack it goes to
+        from ..audit.sweep import takes, with_setting
+
+        for attack in attacks:
+            if attack.family == "evasion" and takes(attack, "eps") and attack.settings().get("eps") is not None:
+                for e in eps:
+                    with_setting(attack, eps=e)
     data: Any = None
     if args.run and args.dataset is None:
         data = _run_data(args.run)
     if data is None:
         data = load_dataset(args.dataset or "digits")
     models = _models(args, data.input_shape, data.num_classes)
-    report = run_audit(attacks, models, data, keep_going=args.keep_going)
+    sweep = None
+    if sweeping:
+        from ..audit import AuditData, AuditReport
+
+        sweep = run_sweep(attacks, models, AuditData.coerce(data), eps if eps and len(eps) > 1 else None, queries)
+        report = AuditReport(results=sweep.results)
+    else:
+        report = run_audit(attacks, models, data, keep_going=args.keep_going)
+    payload = {"dataset": data.test.name, "models": list(models), **report.to_dict()}
+    if sweep is not None:
+        payload["sweep"] = sweep.to_dict()
+        if args.per_sample:
+            sweep.write_per_sample(args.per_sample)
+    if args.out:
+        _write_json(args.out, payload)
     if args.json:
-        emit_json({"dataset": data.test.name, "models": list(models), **report.to_dict()})
+        emit_json(payload)
     elif args.markdown:
         print(report.to_markdown())
+        if sweep is not None:
+            print("\n" + sweep_text(sweep, markdown=True))
     else:
         print(report.to_text())
+        if sweep is not None:
+            print("\n" + sweep_text(sweep, markdown=False))
     return 0
+
+
+SWEEP_ATTACKS = ("fgsm", "pgd", "apgd")  # the default attacks of a sweep; APGD-CE is the strong white-box one
+
+
+def _parse_queries(values: list[str]) -> list[int]:
+    out = []
+    for v in (p for item in values for p in item.split(",") if p.strip()):
+        try:
+            q = int(v)
+        except ValueError:
+            q = 0
+        if q < 1:
+            raise ConfigError(f"Expected every `--queries` budget to be an int >= 1, but got {v!r}")
+        out.append(q)
+    return sorted(set(out))
+
+
+def _write_json(path: str, payload: dict[str, Any]) -> None:
+    import json
+
+    out = Path(path)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(payload, allow_nan=False, default=str) + "\n")
+    tmp.replace(out)
+
+
+def sweep_text(sweep: Any, *, markdown: bool) -> str:
+    """Robust accuracy per attack and the worst case, one row per (model, attack), one column per eps."""
+    lines = []
+    for group in sorted({(c["model"], c["norm"]) for c in sweep.curves}):
+        curves = [c for c in sweep.curves if (c["model"], c["norm"]) == group]
+        worst = [w for w in sweep.worst_case if (w["model"], w["norm"]) == group]
+        grid = worst[0]["eps"] if worst else curves[0]["eps"]
+        rows = [[c["attack"], *[_at(c, e) for e in grid]] for c in curves]
+        rows += [["worst case", *[_at(w, e) for e in grid]] for w in worst]
+        headers = ["attack", *[f"eps={e:g}" for e in grid]]
+        title = f"Robust accuracy against epsilon ({group[1]}), model {group[0]}"
+        if markdown:
+            lines += [f"### {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+            lines += ["| " + " | ".join(r) + " |" for r in rows]
+        else:
+            widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+            lines += [title, "  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+            lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+        lines.append("")
+    for qc in sweep.query_curves:
+        pairs = ", ".join(f"{q}: {f:.3f}" for q, f in zip(qc["queries"], qc["fidelity"]) if f is not None)
+        lines.append(f"extraction fidelity against queries, {qc['attack']} on {qc['model']}: {pairs}")
+    return "\n".join(lines).rstrip()
+
+
+def _at(curve: dict[str, Any], e: float) -> str:
+    for x, v in zip(curve["eps"], curve["robust_accuracy"]):
+        if abs(x - e) < 1e-12 and v is not None:
+            return f"{v:.3f}"
+    return "-"

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError
-from ..base import Attack, AuditData, CountedModel, ThreatModel, audit_mode, check_float, check_int, model_device
+from ..base import (Attack, AuditData, CountedModel, ThreatModel, audit_mode, check_finite, check_float, check_int,
+                    model_device)
 from ..metrics import evasion_metrics, mean_median, predict
 
 NORMS = ("linf", "l2", "l0")
@@ -32,11 +33,11 @@ class EvasionAttack(Attack):
     norm: str | None = "linf"
 
     def __init__(self, *, eps: float | None = None, targeted: bool = False, batch_size: int = 1024,
-                 seed: int = 0, max_samples: int | None = 1000) -> None:
-        super().__init__(seed=seed, max_samples=max_samples)
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0, max_samples: int | None = 1000) -> None:
+        super().__init__(bounds=bounds, seed=seed, max_samples=max_samples)
         if eps is not None:
             if self.norm == "linf":
-                eps = check_float("eps", eps, 0.0, 1.0, lo_open=True)
+                eps = check_float("eps", eps, 0.0, self.bounds[1] - self.bounds[0], lo_open=True)
             else:
                 eps = check_float("eps", eps, 0.0, None, lo_open=True)
         self.eps = eps
@@ -94,6 +95,7 @@ class EvasionAttack(Attack):
         parts = []
         for i in range(0, len(x), self.batch_size):
             sl = slice(i, i + self.batch_size)
+            self._first_index = i  # global index of the batch's first input: per-sample random streams
             parts.append(self.perturb(counted, x[sl], y[sl], None if target is None else target[sl]).detach())
         return self.project(x, parts[0] if len(parts) == 1 else torch.cat(parts))
 
@@ -105,10 +107,15 @@ class EvasionAttack(Attack):
         if not isinstance(model, nn.Module):
             raise ConfigError(f"Expected `model` to be a torch.nn.Module, but got {type(model).__name__}")
         lo, hi = self.bounds
+        if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
+            raise ConfigError(f"Expected `x` to be a floating-point tensor, but got "
+                              f"{getattr(x, 'dtype', type(x).__name__)}")
+        check_finite("`x`", x)
         xmin, xmax = (float(v) for v in torch.aminmax(x)) if x.numel() else (lo, hi)
         if x.dim() < 2 or len(x) != len(y) or xmin < lo - 1e-6 or xmax > hi + 1e-6:
             raise ConfigError(f"Expected inputs in [{lo:g}, {hi:g}] with one label each, but got shape "
-                              f"{tuple(x.shape)}, {len(y)} labels, range [{xmin:.4g}, {xmax:.4g}]")
+                              f"{tuple(x.shape)}, {len(y)} labels, range [{xmin:.4g}, {xmax:.4g}]; scale "
+                              "them or set the attack's `bounds`")
         if self.targeted and target is None:
             raise ConfigError("a targeted attack needs `target` labels; pass target=... or targeted=False")
         with audit_mode(model), torch.random.fork_rng(devices=[]):
@@ -127,6 +134,18 @@ class EvasionAttack(Attack):
         return delta.add_(x).clamp_(lo, hi)
 
     # -- helpers for subclasses
+    def sample_generators(self, n: int, device: torch.device) -> list[torch.Generator]:
+        """One random generator per input of the current batch, seeded from ``(seed, input index)``: a
+        seeded random attack draws each input's randomness from its own stream, so its result does not
+        depend on ``batch_size`` (nor on which other inputs share the batch)."""
+        first = getattr(self, "_first_index", 0)
+        gens = []
+        for i in range(first, first + n):
+            g = torch.Generator(device=device)
+            g.manual_seed(stream_seed(self.seed, i))
+            gens.append(g)
+        return gens
+
     @staticmethod
     def loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         """The loss a gradient attack ascends: cross-entropy to the true label, or minus cross-entropy to
@@ -147,6 +166,30 @@ class EvasionAttack(Attack):
     def succeeded(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         pred = logits.argmax(1)
         return pred != y if target is None else pred == target
+
+
+def stream_seed(seed: int, index: int) -> int:
+    """A 63-bit seed for input ``index`` under attack seed ``seed`` (two rounds of SplitMix64's finaliser,
+    Steele, Lea and Flood 2014), so neighbouring indices get unrelated streams.
+
+    >>> stream_seed(0, 1) != stream_seed(0, 2) != stream_seed(1, 1)
+    True
+    """
+    mask = (1 << 64) - 1
+    z = (seed * 0x9E3779B97F4A7C15 + index + 1) & mask
+    for _ in range(2):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        z ^= z >> 31
+    return z >> 1
+
+
+def per_sample(gens: list[torch.Generator], draw: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """Stack one draw (``"rand"`` or ``"randn"``) of ``shape`` from each generator: ``(len(gens), *shape)``."""
+    fn = torch.rand if draw == "rand" else torch.randn
+    if not gens:
+        return torch.empty((0, *shape), dtype=like.dtype, device=like.device)
+    return torch.stack([fn(shape, generator=g, dtype=like.dtype, device=like.device) for g in gens])
 
 
 def raise_bool(name: str, value: Any) -> None:

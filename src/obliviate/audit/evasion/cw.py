@@ -17,8 +17,13 @@ from ._base import EvasionAttack, bview
 class CarliniWagnerL2(EvasionAttack):
     """C&W L2: Adam in tanh space on ``||x' - x||^2 + c * max(Z_y - max_{j!=y} Z_j, -kappa)``.
 
-    ``steps`` Adam steps of rate ``lr``; with ``binary_search_steps > 1`` the constant ``c`` is searched
-    per input (halved after a success, multiplied by 10 after a failure until bounded). The best (smallest)
+    ``steps`` Adam steps of rate ``lr``; the constant ``c`` (starting at ``c``) is searched per input over
+    ``binary_search_steps`` rounds (default 5): multiplied by 10 after a failure until a success bounds it,
+    then bisected. A default audit must not understate risk: with torchattacks' defaults (one round,
+    ``lr=0.01``, 50 steps) C&W fooled 10-11% of 100 MNIST test inputs of an MLP and a BatchNorm CNN; with
+    5 rounds and ``lr=0.1`` (the defaults here) 100% and 98% (median L2 1.37 and 1.29). Adam's steps do
+    not grow with ``c``, so the rate, not the constant alone, limits a 50-step run.
+    ``binary_search_steps=1, lr=0.01`` is torchattacks' C&W. The best (smallest)
     successful perturbation is kept; an input never fooled is returned unchanged. ``abort_early`` stops a
     search step when the loss has not dropped by 0.01% over a tenth of the steps, as Carlini's code does.
     Unbounded (``eps=None``): the L2 norm is the result, not the budget.
@@ -27,16 +32,18 @@ class CarliniWagnerL2(EvasionAttack):
     >>> from obliviate.models import build_model
     >>> model = build_model("softmax_regression", (1, 8, 8), 10, seed=0)
     >>> r = CarliniWagnerL2(steps=20, max_samples=16)(model, load_dataset("digits"))
-    >>> r.threat.budget["norm"], r.metrics["backwards"] <= 20
+    >>> r.threat.budget["norm"], r.metrics["backwards"] <= 20 * 5
     ('l2', True)
     """
 
     norm = "l2"
 
-    def __init__(self, *, c: float = 1.0, kappa: float = 0.0, steps: int = 50, lr: float = 0.01,
-                 binary_search_steps: int = 1, abort_early: bool = True, targeted: bool = False,
-                 batch_size: int = 1024, seed: int = 0, max_samples: int | None = 1000) -> None:
-        super().__init__(eps=None, targeted=targeted, batch_size=batch_size, seed=seed, max_samples=max_samples)
+    def __init__(self, *, c: float = 1.0, kappa: float = 0.0, steps: int = 50, lr: float = 0.1,
+                 binary_search_steps: int = 5, abort_early: bool = True, targeted: bool = False,
+                 batch_size: int = 1024,
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0, max_samples: int | None = 1000) -> None:
+        super().__init__(eps=None, targeted=targeted, batch_size=batch_size,
+                         bounds=bounds, seed=seed, max_samples=max_samples)
         self.c = check_float("c", c, 0.0, None, lo_open=True)
         self.kappa = check_float("kappa", kappa, 0.0, None)
         self.steps = check_int("steps", steps, 1)

@@ -30,8 +30,10 @@ class DeepFool(EvasionAttack):
     norm = "l2"
 
     def __init__(self, *, steps: int = 50, overshoot: float = 0.02, candidates: int = 10,
-                 batch_size: int = 1024, seed: int = 0, max_samples: int | None = 1000) -> None:
-        super().__init__(eps=None, targeted=False, batch_size=batch_size, seed=seed, max_samples=max_samples)
+                 batch_size: int = 1024,
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0, max_samples: int | None = 1000) -> None:
+        super().__init__(eps=None, targeted=False, batch_size=batch_size,
+                         bounds=bounds, seed=seed, max_samples=max_samples)
         self.steps = check_int("steps", steps, 1)
         self.overshoot = check_float("overshoot", overshoot, 0.0, None)
         self.candidates = check_int("candidates", candidates, 2)

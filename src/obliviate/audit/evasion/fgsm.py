@@ -26,9 +26,11 @@ class FGSM(EvasionAttack):
 
     norm = "linf"
 
-    def __init__(self, *, eps: float = 0.1, targeted: bool = False, batch_size: int = 1024, seed: int = 0,
+    def __init__(self, *, eps: float = 0.1, targeted: bool = False, batch_size: int = 1024,
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0,
                  max_samples: int | None = 1000) -> None:
-        super().__init__(eps=eps, targeted=targeted, batch_size=batch_size, seed=seed, max_samples=max_samples)
+        super().__init__(eps=eps, targeted=targeted, batch_size=batch_size,
+                         bounds=bounds, seed=seed, max_samples=max_samples)
 
     def perturb(self, model: CountedModel, x: torch.Tensor, y: torch.Tensor,
                 target: torch.Tensor | None) -> torch.Tensor:

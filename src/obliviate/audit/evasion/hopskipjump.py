@@ -10,7 +10,7 @@ import torch
 
 from ..base import CountedModel, check_float, check_int
 from ..registry import register_attack
-from ._base import EvasionAttack, bview
+from ._base import EvasionAttack, bview, per_sample
 
 
 @register_attack("hopskipjump")
@@ -34,9 +34,11 @@ class HopSkipJump(EvasionAttack):
     norm = "l2"
 
     def __init__(self, *, steps: int = 10, init_evals: int = 50, max_evals: int = 200, init_tries: int = 100,
-                 gamma: float = 1.0, targeted: bool = False, batch_size: int = 256, seed: int = 0,
+                 gamma: float = 1.0, targeted: bool = False, batch_size: int = 256,
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0,
                  max_samples: int | None = 100) -> None:
-        super().__init__(eps=None, targeted=targeted, batch_size=batch_size, seed=seed, max_samples=max_samples)
+        super().__init__(eps=None, targeted=targeted, batch_size=batch_size,
+                         bounds=bounds, seed=seed, max_samples=max_samples)
         self.steps = check_int("steps", steps, 1)
         self.init_evals = check_int("init_evals", init_evals, 1)
         self.max_evals = check_int("max_evals", max_evals, 1)
@@ -62,6 +64,8 @@ class HopSkipJump(EvasionAttack):
             return pred != y[rows] if target is None else pred == target[rows]
 
         theta = self.gamma / (d * math.sqrt(d))
+        gens = self.sample_generators(n, dev)  # per-input streams: independent of batch_size
+        self._gens = gens
         with torch.no_grad():
             adv = x.clone()
             found = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -69,7 +73,8 @@ class HopSkipJump(EvasionAttack):
                 rows = (~found).nonzero().squeeze(1)
                 if rows.numel() == 0:
                     break
-                noise = torch.rand_like(x[rows]) * (hi_b - lo_b) + lo_b
+                noise = per_sample([gens[int(r)] for r in rows], "rand", tuple(x.shape[1:]), x)
+                noise = noise * (hi_b - lo_b) + lo_b
                 ok = is_adv(noise, rows)
                 adv[rows[ok]] = noise[ok]
                 found[rows[ok]] = True
@@ -135,7 +140,7 @@ class HopSkipJump(EvasionAttack):
             sl = slice(s, s + per)
             c = cur[sl]
             m = len(c)
-            u = torch.randn(m, evals, *shape, device=cur.device, dtype=cur.dtype)
+            u = per_sample([self._gens[int(r)] for r in rows[sl]], "randn", (evals, *shape), cur)
             u = u / u.flatten(2).norm(dim=2).view(m, evals, *([1] * len(shape)))
             dl = delta[sl].view(m, 1, *([1] * len(shape)))
             pts = (c[:, None] + dl * u).clamp(lo_b, hi_b)

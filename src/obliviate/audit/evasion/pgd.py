@@ -10,7 +10,7 @@ import torch
 
 from ..base import CountedModel, check_float, check_int
 from ..registry import register_attack
-from ._base import EvasionAttack, bview
+from ._base import EvasionAttack, bview, per_sample
 
 
 @register_attack("pgd")
@@ -30,9 +30,11 @@ class PGD(EvasionAttack):
     norm = "linf"
 
     def __init__(self, *, eps: float = 0.1, alpha: float | None = None, steps: int = 10,
-                 random_start: bool = True, targeted: bool = False, batch_size: int = 1024, seed: int = 0,
+                 random_start: bool = True, targeted: bool = False, batch_size: int = 1024,
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0,
                  max_samples: int | None = 1000) -> None:
-        super().__init__(eps=eps, targeted=targeted, batch_size=batch_size, seed=seed, max_samples=max_samples)
+        super().__init__(eps=eps, targeted=targeted, batch_size=batch_size,
+                         bounds=bounds, seed=seed, max_samples=max_samples)
         self.alpha = None if alpha is None else check_float("alpha", alpha, 0.0, None, lo_open=True)
         self.steps = check_int("steps", steps, 1)
         self.random_start = bool(random_start)
@@ -51,8 +53,9 @@ class PGD(EvasionAttack):
         lo = (x - eps).clamp_(min=lo_b)
         hi = (x + eps).clamp_(max=hi_b)
         adv = x.clone()
-        if self.random_start:
-            adv = (adv + torch.empty_like(x).uniform_(-eps, eps)).clamp_(lo, hi)
+        if self.random_start:  # per-input streams: independent of batch_size
+            u = per_sample(self.sample_generators(len(x), x.device), "rand", tuple(x.shape[1:]), x)
+            adv = (adv + u.mul_(2 * eps).sub_(eps)).clamp_(lo, hi)
         for _ in range(self.steps):
             adv.requires_grad_(True)
             (grad,) = torch.autograd.grad(self.loss(model(adv), y, target), adv)
@@ -69,10 +72,11 @@ class BIM(PGD):
     """
 
     def __init__(self, *, eps: float = 0.1, alpha: float | None = None, steps: int = 10,
-                 random_start: bool = False, targeted: bool = False, batch_size: int = 1024, seed: int = 0,
+                 random_start: bool = False, targeted: bool = False, batch_size: int = 1024,
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0,
                  max_samples: int | None = 1000) -> None:
         super().__init__(eps=eps, alpha=alpha, steps=steps, random_start=random_start, targeted=targeted,
-                         batch_size=batch_size, seed=seed, max_samples=max_samples)
+                         batch_size=batch_size, bounds=bounds, seed=seed, max_samples=max_samples)
 
 
 @register_attack("pgd_l2")
@@ -87,10 +91,11 @@ class PGDL2(PGD):
     norm = "l2"
 
     def __init__(self, *, eps: float = 1.0, alpha: float | None = None, steps: int = 10,
-                 random_start: bool = True, targeted: bool = False, batch_size: int = 1024, seed: int = 0,
+                 random_start: bool = True, targeted: bool = False, batch_size: int = 1024,
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0,
                  max_samples: int | None = 1000) -> None:
         super().__init__(eps=eps, alpha=alpha, steps=steps, random_start=random_start, targeted=targeted,
-                         batch_size=batch_size, seed=seed, max_samples=max_samples)
+                         batch_size=batch_size, bounds=bounds, seed=seed, max_samples=max_samples)
 
     def perturb(self, model: CountedModel, x: torch.Tensor, y: torch.Tensor,
                 target: torch.Tensor | None) -> torch.Tensor:
@@ -103,10 +108,12 @@ class PGDL2(PGD):
             return (x + delta * bview(factor, x)).clamp_(lo_b, hi_b)
 
         adv = x.clone()
-        if self.random_start:
-            d = torch.randn_like(x)
+        if self.random_start:  # per-input streams: independent of batch_size
+            gens = self.sample_generators(len(x), x.device)
+            d = per_sample(gens, "randn", tuple(x.shape[1:]), x)
+            radius = per_sample(gens, "rand", (), x)
             d = d / bview(d.flatten(1).norm(dim=1).clamp_min(1e-12), x)
-            adv = project(x + d * bview(torch.rand(len(x), device=x.device) * eps, x))
+            adv = project(x + d * bview(radius * eps, x))
         for _ in range(self.steps):
             adv.requires_grad_(True)
             (grad,) = torch.autograd.grad(self.loss(model(adv), y, target), adv)

@@ -32,8 +32,9 @@ class ExtractionAttack(Attack):
     needs_scores = False
 
     def __init__(self, *, queries: int | None = 1000, output: str = "scores", k: int = 1, decimals: int = 2,
-                 architecture: str | None = None, seed: int = 0, max_samples: int | None = None) -> None:
-        super().__init__(seed=seed, max_samples=max_samples)
+                 architecture: str | None = None,
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0, max_samples: int | None = None) -> None:
+        super().__init__(bounds=bounds, seed=seed, max_samples=max_samples)
         self.queries = None if queries is None else check_int("queries", queries, 1)
         self.output = check_choice("output", output, OUTPUTS)
         if self.needs_scores and self.output == "labels":

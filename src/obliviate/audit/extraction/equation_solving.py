@@ -4,6 +4,7 @@ Ristenpart, "Stealing Machine Learning Models via Prediction APIs", USENIX Secur
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -27,7 +28,8 @@ class EquationSolving(ExtractionAttack):
     (``queries=None``); a larger budget adds random inputs and solves by least squares (useful with
     ``rounded`` outputs). The copy is a softmax regression with class 0's parameters at zero. For a
     victim made of one linear layer, ``param_rel_error`` reports the relative error of the recovered
-    parameter differences.
+    parameter differences; any other victim gets a ``UserWarning`` (the method does not apply) and
+    ``linear_victim`` false.
 
     >>> import torch
     >>> from obliviate.data import load_dataset
@@ -41,8 +43,10 @@ class EquationSolving(ExtractionAttack):
     needs_scores = True
 
     def __init__(self, *, queries: int | None = None, output: str = "scores", k: int = 1, decimals: int = 2,
-                 scale: float = 1.0, seed: int = 0, max_samples: int | None = None) -> None:
-        super().__init__(queries=queries, output=output, k=k, decimals=decimals, architecture=None, seed=seed,
+                 scale: float = 1.0,
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0, max_samples: int | None = None) -> None:
+        super().__init__(queries=queries, output=output, k=k, decimals=decimals, architecture=None,
+                         bounds=bounds, seed=seed,
                          max_samples=max_samples)
         self.scale = check_float("scale", scale, 0.0, 1.0, lo_open=True)
 
@@ -82,7 +86,12 @@ class EquationSolving(ExtractionAttack):
             True for _ in m.parameters(recurse=False))]
         theta = getattr(self, "_theta", None)
         if len(linears) != 1 or others or theta is None or linears[0].bias is None:
-            return {"param_rel_error": math.nan}
+            warnings.warn(f"equation solving assumes a softmax or logistic regression victim (one linear layer "
+                          f"with bias), but the victim has {len(linears)} linear layer(s) and "
+                          f"{len(others)} other parametrised module(s): the copy is a linear approximation "
+                          "(expect low fidelity; no parameter error); use knockoff or jacobian for this victim",
+                          UserWarning, stacklevel=2)
+            return {"param_rel_error": math.nan, "linear_victim": False}
         w = linears[0].weight.detach().double().cpu()
         b = linears[0].bias.detach().double().cpu()
         if w.shape[0] == 1:  # logistic: the single logit is class 1 against class 0
@@ -90,4 +99,5 @@ class EquationSolving(ExtractionAttack):
         else:
             true = torch.cat([w[1:] - w[:1], (b[1:] - b[:1])[:, None]], 1)
         est = torch.cat([theta[:-1].T, theta[-1:].T], 1)
-        return {"param_rel_error": float((est - true).norm() / true.norm().clamp_min(1e-300))}
+        return {"param_rel_error": float((est - true).norm() / true.norm().clamp_min(1e-300)),
+                "linear_victim": True}

@@ -36,9 +36,10 @@ class JacobianAugmentation(ExtractionAttack):
 
     def __init__(self, *, queries: int | None = 1600, seed_size: int = 100, lam: float = 0.1, tau: int = 3,
                  epochs: int = 10, lr: float = 1e-3, output: str = "labels", k: int = 1, decimals: int = 2,
-                 architecture: str | None = None, seed: int = 0, max_samples: int | None = None) -> None:
+                 architecture: str | None = None,
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0, max_samples: int | None = None) -> None:
         super().__init__(queries=queries, output=output, k=k, decimals=decimals, architecture=architecture,
-                         seed=seed, max_samples=max_samples)
+                         bounds=bounds, seed=seed, max_samples=max_samples)
         self.seed_size = check_int("seed_size", seed_size, 1)
         if self.queries is not None and self.queries < self.seed_size:
             raise ConfigError(f"Expected argument `queries` to be at least `seed_size` ({self.seed_size}), "

@@ -39,9 +39,10 @@ class KnockoffNets(ExtractionAttack):
     def __init__(self, *, strategy: str = "random", queries: int | None = 1000, epochs: int = 20,
                  batch_size: int = 64, lr: float = 1e-3, round_size: int = 50, reward: str = "all",
                  bandit_lr: float = 0.1, output: str = "scores", k: int = 1, decimals: int = 2,
-                 architecture: str | None = None, seed: int = 0, max_samples: int | None = None) -> None:
+                 architecture: str | None = None,
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0, max_samples: int | None = None) -> None:
         super().__init__(queries=queries, output=output, k=k, decimals=decimals, architecture=architecture,
-                         seed=seed, max_samples=max_samples)
+                         bounds=bounds, seed=seed, max_samples=max_samples)
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
         self.epochs = check_int("epochs", epochs, 1)
         self.batch_size = check_int("batch_size", batch_size, 1)

@@ -30,9 +30,10 @@ class MembershipLoss(Attack):
     family = "inversion"
     knowledge = "score-based"
 
-    def __init__(self, *, threshold: str | float = "mean_member_loss", seed: int = 0,
+    def __init__(self, *, threshold: str | float = "mean_member_loss",
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0,
                  max_samples: int | None = 1000) -> None:
-        super().__init__(seed=seed, max_samples=max_samples)
+        super().__init__(bounds=bounds, seed=seed, max_samples=max_samples)
         self.threshold = threshold
 
     def threat_model(self) -> ThreatModel:

@@ -32,8 +32,9 @@ class PoisoningAttack(Attack):
     goal = "backdoor"
 
     def __init__(self, *, poison_rate: float = 0.05, epochs: int = 15, batch_size: int = 64, lr: float = 1e-3,
-                 mode: str = "retrain", seed: int = 0, max_samples: int | None = None) -> None:
-        super().__init__(seed=seed, max_samples=max_samples)
+                 mode: str = "retrain",
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0, max_samples: int | None = None) -> None:
+        super().__init__(bounds=bounds, seed=seed, max_samples=max_samples)
         self.poison_rate = check_float("poison_rate", poison_rate, 0.0, 1.0, lo_open=True)
         self.epochs = check_int("epochs", epochs, 1)
         self.batch_size = check_int("batch_size", batch_size, 1)
@@ -82,10 +83,11 @@ class BackdoorAttack(PoisoningAttack):
     trigger: Any
 
     def __init__(self, *, target_class: int = 0, poison_rate: float = 0.05, epochs: int = 15,
-                 batch_size: int = 64, lr: float = 1e-3, mode: str = "retrain", seed: int = 0,
+                 batch_size: int = 64, lr: float = 1e-3, mode: str = "retrain",
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0,
                  max_samples: int | None = None) -> None:
         super().__init__(poison_rate=poison_rate, epochs=epochs, batch_size=batch_size, lr=lr, mode=mode,
-                         seed=seed, max_samples=max_samples)
+                         bounds=bounds, seed=seed, max_samples=max_samples)
         self.target_class = check_int("target_class", target_class, 0)
 
     def _check_target(self, k: int) -> None:

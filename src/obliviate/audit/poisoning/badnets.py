@@ -20,8 +20,9 @@ class BadNets(BackdoorAttack):
 
     def __init__(self, *, size: int = 2, value: float = 1.0, corner: str = "br", target_class: int = 0,
                  poison_rate: float = 0.05, epochs: int = 15, batch_size: int = 64, lr: float = 1e-3,
-                 mode: str = "retrain", seed: int = 0, max_samples: int | None = None) -> None:
+                 mode: str = "retrain",
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0, max_samples: int | None = None) -> None:
         super().__init__(target_class=target_class, poison_rate=poison_rate, epochs=epochs,
-                         batch_size=batch_size, lr=lr, mode=mode, seed=seed, max_samples=max_samples)
+                         batch_size=batch_size, lr=lr, mode=mode, bounds=bounds, seed=seed, max_samples=max_samples)
         self.trigger = PatchTrigger(size=size, value=value, corner=corner)
         self.size, self.value, self.corner = size, value, corner

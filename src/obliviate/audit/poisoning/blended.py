@@ -19,8 +19,9 @@ class Blended(BackdoorAttack):
 
     def __init__(self, *, alpha: float = 0.2, pattern_seed: int = 0, target_class: int = 0,
                  poison_rate: float = 0.05, epochs: int = 15, batch_size: int = 64, lr: float = 1e-3,
-                 mode: str = "retrain", seed: int = 0, max_samples: int | None = None) -> None:
+                 mode: str = "retrain",
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0, max_samples: int | None = None) -> None:
         super().__init__(target_class=target_class, poison_rate=poison_rate, epochs=epochs,
-                         batch_size=batch_size, lr=lr, mode=mode, seed=seed, max_samples=max_samples)
+                         batch_size=batch_size, lr=lr, mode=mode, bounds=bounds, seed=seed, max_samples=max_samples)
         self.trigger = BlendTrigger(alpha=alpha, seed=pattern_seed)
         self.alpha, self.pattern_seed = alpha, pattern_seed

@@ -72,9 +72,10 @@ class FeatureCollision(PoisoningAttack):
 
     def __init__(self, *, n_targets: int = 5, poisons_per_target: int = 10, base_class: int | None = None,
                  beta: float = 0.25, steps: int = 200, lr: float = 0.003, epochs: int = 20, batch_size: int = 64,
-                 fit_lr: float = 1e-2, mode: str = "head", seed: int = 0, max_samples: int | None = None) -> None:
+                 fit_lr: float = 1e-2, mode: str = "head",
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0, max_samples: int | None = None) -> None:
         super().__init__(poison_rate=1.0, epochs=epochs, batch_size=batch_size, lr=fit_lr, mode="finetune",
-                         seed=seed, max_samples=max_samples)
+                         bounds=bounds, seed=seed, max_samples=max_samples)
         self.n_targets = check_int("n_targets", n_targets, 1)
         self.poisons_per_target = check_int("poisons_per_target", poisons_per_target, 1)
         self.base_class = None if base_class is None else check_int("base_class", base_class, 0)

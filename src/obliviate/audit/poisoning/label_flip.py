@@ -28,10 +28,11 @@ class LabelFlip(PoisoningAttack):
     """
 
     def __init__(self, *, source: int | None = None, target: int | None = None, poison_rate: float = 0.1,
-                 epochs: int = 15, batch_size: int = 64, lr: float = 1e-3, mode: str = "retrain", seed: int = 0,
+                 epochs: int = 15, batch_size: int = 64, lr: float = 1e-3, mode: str = "retrain",
+                 bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0,
                  max_samples: int | None = None) -> None:
         super().__init__(poison_rate=poison_rate, epochs=epochs, batch_size=batch_size, lr=lr, mode=mode,
-                         seed=seed, max_samples=max_samples)
+                         bounds=bounds, seed=seed, max_samples=max_samples)
         if (source is None) != (target is None):
             raise ConfigError("Expected arguments `source` and `target` to be given together (a targeted "
                               "flip) or both left out (random flips)")
