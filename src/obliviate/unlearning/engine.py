@@ -83,8 +83,12 @@ def resolve_request(run: Run, ids: Iterable[int]) -> tuple[list[int], list[int]]
 
 
 def forget(run: Run, ids: Iterable[int], *, method: str = "deepobliviate", options: ForgetOptions | None = None,
-           wait: float = 0.0) -> ForgetResult:
-    """Delete the samples ``ids`` from the run and commit the unlearned chain. See the module docstring."""
+           wait: float = 0.0, subject_hashes: Sequence[str] = (), client_ref: str | None = None) -> ForgetResult:
+    """Delete the samples ``ids`` from the run and commit the unlearned chain. See the module docstring.
+
+    ``subject_hashes`` (keyed hashes of the data subjects asked for, never clear keys) and ``client_ref`` (an
+    opaque reference of the caller, e.g. the deletion service's application id) are kept in the request record.
+    """
     if method not in METHODS:
         raise UnknownNameError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     opts = options or ForgetOptions()
@@ -92,7 +96,7 @@ def forget(run: Run, ids: Iterable[int], *, method: str = "deepobliviate", optio
         crash_point("forget:locked")
         run.store.reload()
         run.store.collect_garbage()  # finish the purge of an earlier interrupted request
-        return _forget_locked(run, ids, method, opts)
+        return _forget_locked(run, ids, method, opts, list(subject_hashes), client_ref)
 
 
 def forget_many(run: Run, requests: Sequence[Iterable[int]], *, method: str = "deepobliviate",
@@ -104,7 +108,8 @@ def forget_many(run: Run, requests: Sequence[Iterable[int]], *, method: str = "d
     return [forget(run, r, method=method, options=options, wait=wait) for r in requests]
 
 
-def _forget_locked(run: Run, ids: Iterable[int], method: str, opts: ForgetOptions) -> ForgetResult:
+def _forget_locked(run: Run, ids: Iterable[int], method: str, opts: ForgetOptions,
+                   subject_hashes: list[str] | None = None, client_ref: str | None = None) -> ForgetResult:
     t_start = time.perf_counter()
     store, cfg = run.store, run.config.training
     if run.status != "complete":
@@ -118,7 +123,8 @@ def _forget_locked(run: Run, ids: Iterable[int], method: str, opts: ForgetOption
     base = dict(request_id=None, method=method, ids_requested=sorted({int(i) for i in ids}),
                 ids_deleted=to_delete, ids_already_deleted=already, blocks_total=B,
                 stopping_rule=opts.rule.name, accuracy_before=before,
-                recorded_train_s=float(run.manifest.get("timing", {}).get("train_wall_s", 0.0)))
+                recorded_train_s=float(run.manifest.get("timing", {}).get("train_wall_s", 0.0)),
+                subject_hashes=list(subject_hashes or []), client_ref=client_ref)
     if not to_delete:
         return ForgetResult(d=None, m=None, t=None, blocks_retrained=0, stitched=False, outcome="no-op",
                             accuracy_after=before, wall_time_s=time.perf_counter() - t_start, **base)

@@ -37,6 +37,8 @@ class ForgetResult:
     chain_sha256: list[str] = field(default_factory=list)
     purged_files: list[str] = field(default_factory=list)
     canary: dict[str, list[int]] | None = None  # canary (successes, trials) before and after, if U holds it
+    subject_hashes: list[str] = field(default_factory=list)  # keyed hashes of the subjects asked for (obliviate.subjects)
+    client_ref: str | None = None  # the caller's own reference (the deletion service's application id)
     # the unlearned model's state dict (also when the request was not committed); not serialised
     model_state: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
