@@ -174,10 +174,14 @@ def attach_subjects(run: Any, mapping: Mapping[str, Iterable[int]] | str | Path,
 
 def load_index(run: Any) -> dict[str, list[int]]:
     """The stored index ``hash -> sample ids`` (empty when the run has none)."""
-    entry = run.manifest.get("subjects")
+    return read_index(run.store, run.manifest.get("subjects"))
+
+
+def read_index(store: Any, entry: dict[str, Any] | None) -> dict[str, list[int]]:
+    """The index named by a manifest's ``subjects`` entry, read from ``store``."""
     if not entry:
         return {}
-    t = run.store.get(entry["index"])
+    t = store.get(entry["index"])
     raw, offsets, ids = t["hashes"].numpy(), t["offsets"].numpy(), t["ids"].numpy()
     return {bytes(raw[j]).hex(): ids[offsets[j]:offsets[j + 1]].tolist() for j in range(len(raw))}
 
