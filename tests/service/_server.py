@@ -138,3 +138,79 @@ def erasure(key: str, *, ids=(), subjects=(), regulation: str = "gdpr") -> dict:
         body["subject_identities"] = [{"identity_type": "controller_customer_id", "identity_value": s,
                                        "identity_format": "raw"} for s in subjects]
     return body
+
+
+def submit_all(server: Server, bodies: list[dict], *, clients: int = 8, who: str = "submitter",
+               retry_for: float = 0.0) -> tuple[dict[str, str], list[float]]:
+    """POST every body from ``clients`` concurrent clients (body j goes to client j % clients, each client
+    posts its share in order). Returns ``{subject_request_id: request_id}`` of the 202s and the latencies
+    (seconds) of the successful POSTs. With ``retry_for`` > 0 a failed connection is retried with the same
+    body (the idempotency key makes that safe) until that many seconds have passed."""
+    import threading
+
+    accepted: dict[str, str] = {}
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client(share: list[dict]) -> None:
+        with httpx.Client(headers=server.headers(who), timeout=30.0) as c:
+            for body in share:
+                deadline = time.monotonic() + retry_for
+                while True:
+                    t0 = time.perf_counter()
+                    try:
+                        r = c.post(server.url + "/requests", json=body)  # server.url follows restarts
+                    except httpx.HTTPError as exc:
+                        if time.monotonic() < deadline:
+                            time.sleep(0.1)
+                            continue
+                        with lock:
+                            errors.append(f"{body['subject_request_id']}: {type(exc).__name__}")
+                        break
+                    dt = time.perf_counter() - t0
+                    with lock:
+                        if r.status_code == 202:
+                            accepted[body["subject_request_id"]] = r.json()["request_id"]
+                            latencies.append(dt)
+                        else:
+                            errors.append(f"{body['subject_request_id']}: {r.status_code} {r.text[:200]}")
+                    break
+
+    threads = [threading.Thread(target=client, args=(bodies[k::clients],)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise AssertionError(f"{len(errors)} POST(s) failed: {errors[:5]}")
+    return accepted, latencies
+
+
+def check_exactly_once(run_path: Path, ledger: Path, requested: dict[str, list[int]]) -> dict:
+    """Every ledger request completed once; the store deleted each requested sample exactly once, by service
+    forgets whose tags appear once each; the store is consistent. Returns counts."""
+    import sqlite3
+
+    from obliviate.training.inspect import inspect_run
+    from obliviate.store import RunStore
+
+    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT idempotency_key, status, application FROM requests").fetchall()
+        apps = db.execute("SELECT tag, done FROM applications").fetchall()
+    keys = [r[0] for r in rows]
+    assert len(keys) == len(set(keys)), "a request was recorded twice"
+    assert set(keys) == set(requested), "ledger and accepted requests differ"
+    assert all(r[1] == "completed" for r in rows), sorted({r[1] for r in rows})
+    manifest = RunStore.open(run_path).manifest
+    records = [r for r in manifest.get("requests", []) if r.get("client_ref")]
+    tags = [r["client_ref"] for r in records]
+    assert len(tags) == len(set(tags)), "a batch step was applied twice"
+    assert set(tags) <= {a[0] for a in apps}
+    deleted = [i for r in records for i in r["ids_deleted"]]
+    assert len(deleted) == len(set(deleted)), "a sample was deleted twice"
+    wanted = {i for ids in requested.values() for i in ids}
+    assert set(deleted) == wanted, (len(set(deleted)), len(wanted))
+    report = inspect_run(run_path)
+    assert report["consistent"], report["problems"]
+    return {"requests": len(keys), "store_records": len(records), "samples": len(deleted)}
