@@ -10,12 +10,12 @@ import pytest
 
 from tests._helpers import run_cli, store_files
 from tests.service._server import SUBJECT_SECRET, Server, copy_run, erasure
-
-pytestmark = pytest.mark.slow  # each test starts a real server process (several seconds)
 from obliviate.errors import CheckFailed
 from obliviate.service.receipts import verify_receipt
 from obliviate.subjects import attach_subjects, subject_hash
 from obliviate.training import open_run
+
+pytestmark = pytest.mark.slow  # each test starts a real server process (several seconds)
 
 
 @pytest.fixture
