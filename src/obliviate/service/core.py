@@ -39,6 +39,7 @@ class DeletionService:
         self._secret: bytes | None = None
         self._secret_error: str | None = None
         self._index: tuple[Any, dict[str, list[int]]] = (None, {})
+        self._manifest_stamp: tuple[int, int, int] | None = None
         self._lock_cm: Any = None
         self.scheduler = Scheduler(self.run, self.ledger, config.scheduler, self.signing_key)
         try:
@@ -70,12 +71,17 @@ class DeletionService:
     def _subject_index(self) -> dict[str, list[int]]:
         """The run's subject index, re-read when the manifest names another one."""
         from ..store import RunStore
+        from ..store.run_store import MANIFEST
         from ..subjects import read_index
 
-        entry = RunStore.open(self.run.path).manifest.get("subjects")
-        ref = entry["index"]["sha256"] if entry else None
-        if ref != self._index[0]:
-            self._index = (ref, read_index(self.run.store, entry))
+        st = (Path(self.run.path) / MANIFEST).stat()
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp != self._manifest_stamp:  # parse the manifest only when it was replaced
+            entry = RunStore.open(self.run.path).manifest.get("subjects")
+            ref = entry["index"]["sha256"] if entry else None
+            if ref != self._index[0]:
+                self._index = (ref, read_index(self.run.store, entry))
+            self._manifest_stamp = stamp
         return self._index[1]
 
     def resolve(self, body: ErasureRequest) -> tuple[list[str], list[int]]:

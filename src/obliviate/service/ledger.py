@@ -59,6 +59,8 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Submission] = []
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -79,24 +81,59 @@ class Ledger:
     def submit(self, idempotency_key: str, body_sha256: str, info: dict[str, Any], subject_hashes: list[str],
                sample_ids: list[int]) -> tuple[str, bool]:
         """Record a request durably; returns ``(request id, newly created)``. The same key with the same
-        body returns the first request; with another body it raises :class:`IdempotencyConflict`."""
-        with self._tx() as db:
-            row = db.execute("SELECT id, body_sha256 FROM requests WHERE idempotency_key=?",
-                             (idempotency_key,)).fetchone()
-            if row is not None:
-                if row["body_sha256"] != body_sha256:
-                    raise IdempotencyConflict(
-                        f"subject_request_id {idempotency_key!r} was already used for a different request "
-                        f"(request {row['id']}); use a new subject_request_id for a new request")
-                return str(row["id"]), False
-            rid = uuid.uuid4().hex
-            now = time.time()
-            db.execute("INSERT INTO requests(id, idempotency_key, body_sha256, info, subject_hashes, sample_ids, "
-                       "status, received, updated) VALUES (?,?,?,?,?,?,?,?,?)",
-                       (rid, idempotency_key, body_sha256, json.dumps(info), json.dumps(subject_hashes),
-                        json.dumps(sample_ids), "pending", now, now))
-            db.execute("INSERT INTO history VALUES (?,?,?)", (rid, "pending", now))
-            return rid, True
+        body returns the first request; with another body it raises :class:`IdempotencyConflict`.
+
+        Group commit: submissions that arrive while another thread commits wait for the lock, and the
+        first of them to get it writes all that are queued in one transaction (one fsync for all); each
+        returns only after the commit holding its row."""
+        item = _Submission(idempotency_key, body_sha256, info, subject_hashes, sample_ids)
+        with self._queue_lock:
+            self._queue.append(item)
+        with self._lock:
+            if not item.done:  # no other thread committed it meanwhile: commit everything queued
+                with self._queue_lock:
+                    todo, self._queue = self._queue, []
+                outcomes: list[tuple[str, bool] | BaseException] = []
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    for it in todo:
+                        try:
+                            outcomes.append(self._insert(self._db, it))
+                        except IdempotencyConflict as exc:
+                            outcomes.append(exc)
+                    self._db.execute("COMMIT")
+                except BaseException as exc:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    outcomes = [exc] * len(todo)
+                for it, out in zip(todo, outcomes):  # results exist only once their commit is durable
+                    if isinstance(out, BaseException):
+                        it.error = out
+                    else:
+                        it.result = out
+        if item.error is not None:
+            raise item.error
+        assert item.result is not None
+        return item.result
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, it: "_Submission") -> tuple[str, bool]:
+        row = db.execute("SELECT id, body_sha256 FROM requests WHERE idempotency_key=?",
+                         (it.idempotency_key,)).fetchone()
+        if row is not None:
+            if row["body_sha256"] != it.body_sha256:
+                raise IdempotencyConflict(
+                    f"subject_request_id {it.idempotency_key!r} was already used for a different request "
+                    f"(request {row['id']}); use a new subject_request_id for a new request")
+            return str(row["id"]), False
+        rid = uuid.uuid4().hex
+        now = time.time()
+        db.execute("INSERT INTO requests(id, idempotency_key, body_sha256, info, subject_hashes, sample_ids, "
+                   "status, received, updated) VALUES (?,?,?,?,?,?,?,?,?)",
+                   (rid, it.idempotency_key, it.body_sha256, json.dumps(it.info), json.dumps(it.subject_hashes),
+                    json.dumps(it.sample_ids), "pending", now, now))
+        db.execute("INSERT INTO history VALUES (?,?,?)", (rid, "pending", now))
+        return rid, True
 
     # -- reading ---------------------------------------------------------------------------------
     def get(self, rid: str) -> dict[str, Any] | None:
@@ -204,6 +241,19 @@ class Ledger:
             rows = self._db.execute("SELECT * FROM applications ORDER BY batch_id, position").fetchall()
         return [{**dict(r), "request_ids": json.loads(r["request_ids"]),
                  "result": json.loads(r["result"]) if r["result"] else None} for r in rows]
+
+
+class _Submission:
+    def __init__(self, idempotency_key: str, body_sha256: str, info: dict[str, Any], subject_hashes: list[str],
+                 sample_ids: list[int]) -> None:
+        self.idempotency_key, self.body_sha256, self.info = idempotency_key, body_sha256, info
+        self.subject_hashes, self.sample_ids = subject_hashes, sample_ids
+        self.result: tuple[str, bool] | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.error is not None
 
 
 class _Tx:

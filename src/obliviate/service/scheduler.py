@@ -25,6 +25,7 @@ from .ledger import Ledger
 from .receipts import DOES_NOT_PROVE, FORMAT, PROVES, VERSION, sign_receipt
 
 log = logging.getLogger(__name__)
+RETRY_S = 5.0  # pause after an unexpected error of the worker before it tries again
 
 try:  # the engine's planner (the lead's obliviate.unlearning.planner), when present
     from ..unlearning.planner import predict_cost as _planner_cost  # type: ignore[import-not-found]
@@ -123,14 +124,19 @@ class Scheduler(threading.Thread):
             self.join(timeout)
 
     def run(self) -> None:  # the thread's body
-        try:
-            self.recover()
-            while not self._stop_event.is_set():
+        recovered = False
+        while not self._stop_event.is_set():
+            try:
+                if not recovered:
+                    self.recover()
+                    recovered = True
                 if not self.step():
                     self._stop_event.wait(self.settings.poll_s)
-        except Exception as exc:  # pragma: no cover - reported by /healthz; the ledger stays consistent
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.exception("scheduler stopped")
+                self.error = None
+            except Exception as exc:  # reported by /healthz; the ledger stays consistent; retried after a pause
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("scheduler step failed; retrying in %.0f s", RETRY_S)
+                self._stop_event.wait(RETRY_S)
 
     # -- batches ---------------------------------------------------------------------------------
     def recover(self) -> None:
