@@ -27,6 +27,7 @@ def _layout(run, n_subjects, per_subject, seed):
     return {f"customer-{4700 + s}": chosen[s * per_subject:(s + 1) * per_subject] for s in range(n_subjects)}
 
 
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n_subjects=st.integers(2, 6), per_subject=st.integers(1, 4), seed=st.integers(0, 10_000),
        victim=st.integers(0, 5))
@@ -53,6 +54,7 @@ def test_forget_subject_removes_exactly_its_samples(tiny_run_master, tmp_path_fa
     assert sorted(result.ids_deleted) == sorted(layout[name])
 
 
+@pytest.mark.slow
 def test_cli_subjects_forget_inspect_and_no_clear_key_in_store(tiny_run, tmp_path):
     layout = _layout(tiny_run, 4, 3, 1)
     env = cli_env(OBLIVIATE_SUBJECT_KEY=SECRET)
@@ -81,6 +83,7 @@ def test_cli_subjects_forget_inspect_and_no_clear_key_in_store(tiny_run, tmp_pat
     assert all(SECRET.encode() not in data for data in blobs.values())
 
 
+@pytest.mark.slow
 def test_unknown_subject_exit_2_nothing_changed(tiny_run, tmp_path):
     layout = _layout(tiny_run, 2, 2, 3)
     attach_subjects(tiny_run, layout, key=SECRET)
