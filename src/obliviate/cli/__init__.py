@@ -17,7 +17,8 @@ from .._logging import set_progress
 from ..errors import CheckFailed, UsageError
 
 # module name under obliviate.cli, in the order `obliviate --help` lists them
-COMMAND_MODULES = ["demo", "train", "inspect_cmd", "forget", "verify", "audit", "report"]
+COMMAND_MODULES = ["demo", "train", "inspect_cmd", "forget", "verify", "audit", "report", "subjects", "serve",
+                   "receipt"]
 
 
 def build_parser() -> argparse.ArgumentParser:

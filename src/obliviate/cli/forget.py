@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from ._common import emit_json, format_table
+from .subjects import add_subject_arguments, forget_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("forget", help="delete samples from a recorded run (DeepObliviate by default)")
     p.add_argument("run", help="run store folder")
-    p.add_argument("--ids", action="append", required=True, metavar="FILE",
+    p.add_argument("--ids", action="append", metavar="FILE",
                    help="file of sample ids, one per line (repeat to coalesce several requests into one)")
+    add_subject_arguments(p, "delete")
     p.add_argument("--method", choices=methods(), default="deepobliviate", help="unlearning mode")
     p.add_argument("--rule", choices=stopping_rule_names(), default="immediate", help="stopping rule")
     p.add_argument("--min-affected", type=int, default=0, help="retrain at least this many blocks after the last "
@@ -33,14 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training import open_run, read_id_file
-    from ..unlearning import Bounds, ForgetOptions, StitchGuard, forget, make_stopping_rule
+    from ..training import open_run
+    from ..unlearning import Bounds, ForgetOptions, StitchGuard, make_stopping_rule
 
-    ids = sorted({i for path in args.ids for i in read_id_file(path)})
     options = ForgetOptions(rule=make_stopping_rule(args.rule),
                             bounds=Bounds(args.min_affected, args.max_affected),
                             guard=StitchGuard(enabled=not args.no_guard))
-    result = forget(open_run(args.run), ids, method=args.method, options=options, wait=args.wait)
+    result = forget_from_args(args, open_run(args.run), options)
     out = result.to_dict()
     if args.json:
         emit_json(out)

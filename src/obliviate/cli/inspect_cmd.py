@@ -8,16 +8,20 @@ from __future__ import annotations
 import argparse
 
 from ._common import emit_json, format_table
+from .subjects import add_subject_arguments, inspect_subjects
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="show a run's blocks, storage, accuracy; check its integrity")
     p.add_argument("run", help="run store folder")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_subject_arguments(p, "list (instead of the run report)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.subject or args.subjects_file:
+        return inspect_subjects(args)
     from ..training.inspect import inspect_run
 
     report = inspect_run(args.run)

@@ -117,6 +117,7 @@ def commit_request(run: Run, result: ForgetResult, pending: PendingChain, *, sti
         "accuracy_before": result.accuracy_before, "accuracy_after": result.accuracy_after,
         "chain_sha256": [b["update"]["sha256"] for b in blocks],
         "canary": result.canary,
+        "subject_hashes": result.subject_hashes, "client_ref": result.client_ref,
     }
     manifest = {**old, "blocks": blocks, "partition": partition, "metrics": metrics,
                 "requests": [*old.get("requests", []), request]}

@@ -120,8 +120,12 @@ def resolve_request(run: Run, ids: Iterable[int]) -> tuple[list[int], list[int]]
 
 
 def forget(run: Run, ids: Iterable[int], *, method: str = "deepobliviate", options: ForgetOptions | None = None,
-           wait: float = 0.0) -> ForgetResult:
-    """Delete the samples ``ids`` from the run and commit the unlearned chain. See the module docstring."""
+           wait: float = 0.0, subject_hashes: Sequence[str] = (), client_ref: str | None = None) -> ForgetResult:
+    """Delete the samples ``ids`` from the run and commit the unlearned chain. See the module docstring.
+
+    ``subject_hashes`` (keyed hashes of the data subjects asked for, never clear keys) and ``client_ref`` (an
+    opaque reference of the caller, e.g. the deletion service's application id) are kept in the request record.
+    """
     if method not in METHODS:
         raise UnknownNameError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     opts = options or ForgetOptions()
@@ -130,7 +134,7 @@ def forget(run: Run, ids: Iterable[int], *, method: str = "deepobliviate", optio
         crash_point("forget:locked")
         run.store.reload()
         run.store.collect_garbage()  # finish the purge of an earlier interrupted request
-        return _Request(run, requested, method, opts).run()
+        return _Request(run, requested, method, opts, list(subject_hashes), client_ref).run()
 
 
 def forget_many(run: Run, requests: Sequence[Iterable[int]], *, method: str = "deepobliviate",
@@ -155,8 +159,10 @@ class _Attempt:
 class _Request:
     """One forget request, holding the lock: replay, attempts, commit. ``run()`` does it all."""
 
-    def __init__(self, run: Run, requested: list[int], method: str, opts: ForgetOptions) -> None:
+    def __init__(self, run: Run, requested: list[int], method: str, opts: ForgetOptions,
+                 subject_hashes: list[str] | None = None, client_ref: str | None = None) -> None:
         self.run_, self.requested, self.method, self.opts = run, requested, method, opts
+        self.subject_hashes, self.client_ref = list(subject_hashes or []), client_ref
         self.t_start = time.perf_counter()
         self.report_s = 0.0  # reporting only (test set, canary): excluded from the wall time
 
@@ -173,7 +179,8 @@ class _Request:
         base = dict(request_id=None, method=self.method, ids_requested=self.requested, ids_deleted=to_delete,
                     ids_already_deleted=already, blocks_total=run.num_blocks, stopping_rule=opts.rule.name,
                     accuracy_before=before,
-                    recorded_train_s=float(run.manifest.get("timing", {}).get("train_wall_s", 0.0)))
+                    recorded_train_s=float(run.manifest.get("timing", {}).get("train_wall_s", 0.0)),
+                    subject_hashes=self.subject_hashes, client_ref=self.client_ref)
         if not to_delete:
             return ForgetResult(d=None, m=None, t=None, blocks_retrained=0, stitched=False, outcome="no-op",
                                 accuracy_after=before, wall_time_s=time.perf_counter() - self.t_start, **base)
