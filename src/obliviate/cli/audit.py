@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
     p.add_argument("--dataset", default=None,
                    help="registered dataset to attack with (default: the run's own data for RUN, else digits)")
     p.add_argument("--attacks", nargs="+", metavar="ATTACK",
-                   help="attacks to run, NAME or NAME:key=value,... (default: all)")
+                   help="attacks to run, space or comma separated: NAME or NAME:key=value,... (default: all)")
     p.add_argument("--eps", type=float, default=None, help="budget for every attack that takes `eps`, in that attack's norm")
     p.add_argument("--max-samples", type=int, default=200,
                    help="inputs per attack, for the attacks that take it (default: 200)")
@@ -101,17 +101,33 @@ def _run_data(path: str) -> Any:
     return AuditData(run.train, run.test)
 
 
+def split_attack_specs(specs: list[str]) -> list[str]:
+    """``fgsm,pgd`` as well as ``fgsm pgd``; a comma inside a spec's settings stays with its spec.
+
+    >>> split_attack_specs(["fgsm,pgd:eps=0.2,steps=20", "cw"])
+    ['fgsm', 'pgd:eps=0.2,steps=20', 'cw']
+    """
+    out: list[str] = []
+    for spec in specs:
+        for part in spec.split(","):
+            if out and "=" in part and ":" not in part and ":" in out[-1]:
+                out[-1] += "," + part  # a further key=value of the previous NAME:key=value spec
+            elif part.strip():
+                out.append(part.strip())
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from ..audit import attack_names, parse_attack_spec, run_audit
     from ..data import load_dataset
-    from ._common import emit_json
+    from ._common import emit_json, require_complete
 
     if args.eps is not None and not (math.isfinite(args.eps) and args.eps > 0):
         raise ConfigError(f"Expected argument `--eps` to be a positive float, but got {args.eps}")
-    if args.max_samples < 1:
-        raise ConfigError(f"Expected argument `--max-samples` to be an int >= 1, but got {args.max_samples}")
-    if args.threads < 0:
-        raise ConfigError(f"Expected argument `--threads` to be an int >= 0, but got {args.threads}")
+    if not 1 <= args.max_samples <= 1_000_000:
+        raise ConfigError(f"Expected argument `--max-samples` to be an int in [1, 1000000], but got {args.max_samples}")
+    if not 0 <= args.threads <= 1024:
+        raise ConfigError(f"Expected argument `--threads` to be an int in [0, 1024], but got {args.threads}")
     if args.threads:
         import torch
 
@@ -120,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
     if args.eps is not None:
         defaults["eps"] = args.eps
     # build (and so validate) every attack before loading anything
-    attacks = [parse_attack_spec(spec, **defaults) for spec in (args.attacks or attack_names())]
+    attacks = [parse_attack_spec(spec, **defaults) for spec in split_attack_specs(args.attacks or attack_names())]
+    if args.run:
+        require_complete(args.run, "audit")
     data: Any = None
     if args.run and args.dataset is None:
         data = _run_data(args.run)

@@ -11,7 +11,9 @@ from ._common import emit_json, format_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inspect", help="show a run's blocks, storage, accuracy; check its integrity")
+    p = sub.add_parser("inspect", help="show a run's blocks, storage, accuracy; check its integrity",
+                       description="Show a run's blocks, storage, accuracy and requests, and check every stored "
+                                   "payload against its hash. Exit 0 when intact, 1 when the check finds damage.")
     p.add_argument("run", help="run store folder")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=run)

@@ -12,19 +12,28 @@ import argparse
 from typing import Any
 
 from ..errors import ConfigError
-from ._common import emit_json, format_table
+from ._common import emit_json, format_table, int_in, require_complete, wait_seconds
+
+MAX_ORACLES = 256
+MIN_CONCLUSIVE = 4
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="verify that a forget request's data is gone (canary, U-LiRA, distance)",
-                       description=__doc__.split("\n\n")[0] if __doc__ else None)
+                       description="Prove that a forget request's data is gone: trains (once, cached in "
+                                   "RUN/verify/) the exact retrain and N independent retrains without the deleted "
+                                   "samples, then runs the canary test, the per-example membership test (U-LiRA) "
+                                   "and the distance to the exact retrain against the retraining noise floor. "
+                                   "Exit 0 pass, 1 fail, 2 bad input.")
     p.add_argument("run", help="run store folder")
     p.add_argument("--request", type=int, default=None, metavar="ID",
                    help="request id to verify (default: the latest; `obliviate inspect RUN` lists them)")
-    p.add_argument("--oracles", type=int, default=16, metavar="N",
+    p.add_argument("--oracles", type=int_in(2, MAX_ORACLES, "each oracle is a full retrain of the affected "
+                                                             "blocks; 16 is the recommended number"),
+                   default=16, metavar="N",
                    help="independent retrains beside the exact one (default 16; at least 2, 4 for a conclusive "
                         "membership test); cached and reused")
-    p.add_argument("--wait", type=float, default=0.0,
+    p.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
                    help="seconds to wait for another obliviate process using the run (default: fail at once)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=run)
@@ -102,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
     if args.oracles < 2:
         raise ConfigError(f"Expected `--oracles` to be an int >= 2 (16 recommended; 4 or more for a conclusive "
                           f"membership test), but got {args.oracles}")
+    if args.oracles < MIN_CONCLUSIVE:
+        raise ConfigError(f"Expected `--oracles` to be >= {MIN_CONCLUSIVE}, but got {args.oracles}: with fewer oracles "
+                          f"the membership test cannot be conclusive, so the verdict would always be FAIL "
+                          f"(16 recommended)")
+    require_complete(args.run, "verify")
     report = verify_request(args.run, args.request, oracles=args.oracles, wait=args.wait)
     out = report.to_dict()
     if args.json:

@@ -43,6 +43,7 @@ from ..training.chain import State, add, clone_state, load_state, optimizer_payl
 from ..training.run import Run
 from .commit import commit_request
 from .guard import StitchGuard
+from .request_checks import check_before_forget
 from .residual import BlockResidual, function_residual, parameter_residual
 from .result import ForgetResult
 from .stopping import Bounds, StoppingRule, make_stopping_rule
@@ -83,16 +84,24 @@ def resolve_request(run: Run, ids: Iterable[int]) -> tuple[list[int], list[int]]
 
 
 def forget(run: Run, ids: Iterable[int], *, method: str = "deepobliviate", options: ForgetOptions | None = None,
-           wait: float = 0.0) -> ForgetResult:
-    """Delete the samples ``ids`` from the run and commit the unlearned chain. See the module docstring."""
+           wait: float = 0.0, force: bool = False, strict: bool = False) -> ForgetResult:
+    """Delete the samples ``ids`` from the run and commit the unlearned chain. See the module docstring.
+
+    Refused first (:mod:`~obliviate.unlearning.request_checks`): a damaged store; without ``force``, a
+    request for more than half the run, all of it or a whole block; with ``strict``, an exact replay under
+    other conditions than the run was recorded under. A failure leaves the store as it was.
+    """
     if method not in METHODS:
         raise UnknownNameError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     opts = options or ForgetOptions()
+    ids = list(ids)  # read twice: by the checks and by the request
     with run.store.lock(exclusive=True, timeout=wait):
         crash_point("forget:locked")
         run.store.reload()
         run.store.collect_garbage()  # finish the purge of an earlier interrupted request
-        return _forget_locked(run, ids, method, opts)
+        check_before_forget(run, ids, method, force=force, strict=strict)
+        with run.store.discard_on_failure():
+            return _forget_locked(run, ids, method, opts)
 
 
 def forget_many(run: Run, requests: Sequence[Iterable[int]], *, method: str = "deepobliviate",
