@@ -43,8 +43,11 @@ def require_complete(path: str, command: str) -> None:
     """Refuse a run whose training stopped half way (with the command that finishes it)."""
     from ..errors import RequestError
     from ..store import RunStore
+    from ..training.run import check_manifest_shape
 
-    m = RunStore.open(path).manifest
+    store = RunStore.open(path)
+    m = store.manifest
+    check_manifest_shape(m, store.root)
     if m.get("status") != "complete":
         done, total = len(m.get("blocks", [])), m.get("config", {}).get("training", {}).get("blocks", "?")
         raise RequestError(f"{path} is not fully trained ({done} of {total} blocks), so there is nothing to "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import emit_json, format_table, int_in, wait_seconds
+from ._common import emit_json, format_table, int_in, require_complete, wait_seconds
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..unlearning import Bounds, ForgetOptions, StitchGuard, forget, make_stopping_rule
 
     ids = sorted({i for path in args.ids for i in read_id_file(path)})
+    require_complete(args.run, "forget")
     options = ForgetOptions(rule=make_stopping_rule(args.rule),
                             bounds=Bounds(args.min_affected, args.max_affected),
                             guard=StitchGuard(enabled=not args.no_guard))

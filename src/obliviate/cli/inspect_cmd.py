@@ -20,8 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..store import RunStore
     from ..training.inspect import inspect_run
+    from ..training.run import check_manifest_shape
 
+    check_manifest_shape(RunStore.open(args.run).manifest, args.run)
     report = inspect_run(args.run)
     if args.json:
         emit_json(report)

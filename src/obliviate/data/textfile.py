@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import DataError, DataFileNotFoundError, file_error
+from ..errors import DataError, DataFileNotFoundError, ObliviateError, file_error
 
 MAX_TEXT_BYTES = 256 * 2**20  # id and config files are small; refuse to slurp a disk image by mistake
 
@@ -32,6 +32,8 @@ def read_user_text(path: str | Path, what: str) -> str:
         if path.stat().st_size > MAX_TEXT_BYTES:
             raise DataError(f"{what} {path} is larger than {MAX_TEXT_BYTES >> 20} MiB; is it the right file?")
         data = path.read_bytes()
+    except ObliviateError:
+        raise
     except OSError as exc:
         raise file_error(exc, what, path) from None
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):

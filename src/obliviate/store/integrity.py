@@ -12,7 +12,7 @@ place by obliviate, so a new version of a file always has a new key.
 >>> damaged_payloads(store)
 []
 >>> _ = (store.root / store.manifest["w"]["file"]).write_bytes(b"rot")
->>> damaged_payloads(store)[0].endswith("has 3 bytes, the manifest says 104")
+>>> damaged_payloads(store)[0].endswith("has 3 bytes, the manifest says 72")
 True
 """
 
@@ -63,7 +63,7 @@ def damaged_payloads(store: RunStore, refs: Iterable[dict[str, Any]] | None = No
             if st.st_size != ref["bytes"]:
                 out.append(f"{ref['file']} has {st.st_size} bytes, the manifest says {ref['bytes']}")
             elif file_sha256(path, st) != ref["sha256"]:
-                out.append(f"{ref['file']} does not match its sha256 in the manifest")
+                out.append(f"{ref['file']} does not match its content hash (sha256) in the manifest")
         except FileNotFoundError:
             out.append(f"{ref['file']} is missing")
         except OSError as exc:

@@ -143,6 +143,8 @@ def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, split
         if stored != config:
             raise ConfigError(f"--resume needs the config the run was started with; {out} was started with a "
                               f"different one (compare with `obliviate inspect {out} --json`)")
+        if store.manifest.get("status") != "complete":  # before anything is touched: --strict changes nothing
+            check_conditions(store.manifest, "train --resume", strict=strict)
         if "samples" in store.manifest:
             check_source(store, data.source, config.data.name)
         elif store.manifest["data"]["fingerprint"] != data.fingerprint:
@@ -157,7 +159,6 @@ def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, split
             if store.manifest["status"] == "complete":
                 log.info("%s is already complete; nothing to resume", out)
                 return run
-            check_conditions(store.manifest, "train --resume", strict=strict)
         _train_blocks(run, start)
     return run
 

@@ -21,7 +21,7 @@ from torch import nn
 from ..data import DatasetSplits, IndexedDataset, load_dataset, seeded_split
 from ..data.triggers import PatchTrigger, plant_backdoor
 from ..data.fingerprints import changes
-from ..errors import DataChangedError, StoreError
+from ..errors import DataChangedError, IntegrityError, StoreError
 from ..models import build_model
 from ..store import RunStore
 from .block import evaluate, predict_logits
@@ -237,6 +237,19 @@ class Run:
         return evaluate(model, ds.x, ds.y)
 
 
+REQUIRED_KEYS = {"config": dict, "data": dict, "status": str, "blocks": list, "init": dict, "partition": dict}
+
+
+def check_manifest_shape(manifest: dict[str, Any], root: Path) -> None:
+    """Refuse a manifest lacking what every run has (a damaged or hand-edited store) with one line."""
+    bad = [k for k, kind in REQUIRED_KEYS.items() if not isinstance(manifest.get(k), kind)]
+    if not bad and not isinstance(manifest["config"].get("training"), dict):
+        bad = ["config.training"]
+    if bad:
+        raise IntegrityError(f"{root}/manifest.json lacks {', '.join(bad)}: the store is damaged or was edited by "
+                             f"hand; restore it from a backup")
+
+
 def open_run(path: str | Path, *, splits: DatasetSplits | None = None,
              model_factory: ModelFactory | None = None) -> Run:
     """Open a recorded run and its data; refuses data that differs from what the run was trained on.
@@ -246,6 +259,7 @@ def open_run(path: str | Path, *, splits: DatasetSplits | None = None,
     source; any other change is refused naming the samples.
     """
     store = RunStore.open(path)
+    check_manifest_shape(store.manifest, store.root)
     config = RunConfig.from_dict(store.manifest["config"])
     if store.manifest["data"].get("user_supplied") and splits is None:
         raise StoreError(f"{path} was trained on data given in Python; pass splits= to open_run")
