@@ -34,7 +34,7 @@ DEVICE = "cpu"  # block training runs on the CPU (obliviate.training.block)
 _CHECKED = {
     "torch": ("torch version", "install torch=={r}"),
     "num_threads": ("torch threads", "run with OMP_NUM_THREADS={r} or torch.set_num_threads({r})"),
-    "deterministic_algorithms": ("torch.use_deterministic_algorithms", "call torch.use_deterministic_algorithms({r})"),
+    "deterministic_algorithms": ("deterministic algorithms", "use the obliviate release that recorded the run"),
     "device": ("device", "run on {r}"),
     "cpu_capability": ("CPU kernels (torch.backends.cpu.get_cpu_capability())",
                        "run on a CPU with {r}, or set ATEN_CPU_CAPABILITY={r_lower} on a newer one"),
@@ -47,7 +47,9 @@ def current_conditions() -> dict[str, Any]:
     return {
         "torch": torch.__version__,
         "num_threads": torch.get_num_threads(),
-        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        # block training always runs under torch.use_deterministic_algorithms(True, warn_only=True)
+        # (obliviate.training.block.deterministic), whatever the caller's global setting
+        "deterministic_algorithms": "on, warn_only (set by obliviate.training.block for every block)",
         "device": DEVICE,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "aten_cpu_capability_env": os.environ.get("ATEN_CPU_CAPABILITY", ""),
