@@ -23,6 +23,7 @@ from tests._helpers import REPO, run_cli
 
 DIGITS = '[data]\nname = "digits"\n'
 TINY = DIGITS + "[training]\nblocks = 2\nepochs_per_block = 1\n"
+MASTER_CFG = DIGITS + "[training]\nblocks = 3\nepochs_per_block = 1\n[store]\nsnapshot_every = 2\n"
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
@@ -86,10 +87,11 @@ class Ctx:
         change(m)
         (path / "manifest.json").write_text(json.dumps(m))
 
-    def damage(self, block: int, what: str = "update") -> str:
-        m = json.loads((self.run / "manifest.json").read_text())
+    def damage(self, block: int, what: str = "update", run: Path | None = None) -> str:
+        run = run or self.run
+        m = json.loads((run / "manifest.json").read_text())
         rel = m["blocks"][block - 1][what]["file"]
-        p = self.run / rel
+        p = run / rel
         data = bytearray(p.read_bytes())
         data[-1] ^= 0xFF
         p.write_bytes(bytes(data))
@@ -102,7 +104,8 @@ def master(tmp_path_factory):
     from obliviate.training import RunConfig, train_run
 
     root = tmp_path_factory.mktemp("corpus")
-    cfg = RunConfig.from_dict({"training": {"blocks": 3, "epochs_per_block": 1}, "store": {"snapshot_every": 2}})
+    (root / "master.toml").write_text(MASTER_CFG)
+    cfg = RunConfig.from_toml(root / "master.toml")
     run = train_run(cfg, root / "run")
     half = root / "half"
     shutil.copytree(run.path, half)
@@ -214,6 +217,9 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("train-wait-nan", lambda c: ["train", c.file("k.toml", TINY), "--out", str(c.tmp / "o"), "--wait", "nan"], "--wait"),
     ("train-wait-word", lambda c: ["train", c.file("k.toml", TINY), "--out", str(c.tmp / "o"), "--wait", "soon"], "--wait"),
     ("train-no-out", lambda c: ["train", c.file("k.toml", TINY)], "--out"),
+    ("train-resume-damaged-store", lambda c: (c.damage(1, "optimizer", c.half), ["train", c.file("k.toml", MASTER_CFG),
+                                                                                   "--out", str(c.half), "--resume"])[1],
+     "damaged"),
     # ---- inspect
     ("inspect-missing", lambda c: ["inspect", str(c.tmp / "nothing")], "not an obliviate run"),
     ("inspect-a-file", lambda c: ["inspect", c.file("f.txt", "x")], "not an obliviate run"),
@@ -277,7 +283,9 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("verify-missing-run", lambda c: ["verify", str(c.tmp / "none")], "not an obliviate run"),
     ("verify-wait-negative", lambda c: ["verify", str(c.run), "--wait", "-0.5"], "--wait"),
     ("verify-request-word", lambda c: ["verify", str(c.run), "--request", "latest"], "--request"),
+    ("verify-damaged-store", lambda c: (c.damage(2), ["verify", str(c.run), "--oracles", "4"])[1], "damaged"),
     # ---- audit
+    ("audit-damaged-store", lambda c: (c.damage(1), ["audit", str(c.run), "--attacks", "fgsm"])[1], "damaged"),
     ("audit-unknown-attack", lambda c: ["audit", str(c.run), "--attacks", "laser"], "laser"),
     ("audit-unknown-attack-in-commas", lambda c: ["audit", str(c.run), "--attacks", "fgsm,laser"], "laser"),
     ("audit-bad-attack-setting", lambda c: ["audit", str(c.run), "--attacks", "fgsm:colour=red"], "colour"),

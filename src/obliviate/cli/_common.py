@@ -39,19 +39,26 @@ def int_in(lo: int, hi: int | None, why: str = "") -> Callable[[str], int]:
     return parse
 
 
-def require_complete(path: str, command: str) -> None:
-    """Refuse a run whose training stopped half way (with the command that finishes it)."""
+def require_complete(path: str, command: str, wait: float = 0.0) -> None:
+    """Refuse a run whose training stopped half way (with the command that finishes it), or a damaged
+    one (listing the damaged payloads: results computed from it could not be trusted). Reads under the
+    shared lock (waiting up to ``wait`` seconds for a writer), so a concurrent commit is never mistaken
+    for damage."""
     from ..errors import RequestError
     from ..store import RunStore
+    from ..store.integrity import require_intact
     from ..training.run import check_manifest_shape
 
     store = RunStore.open(path)
-    m = store.manifest
-    check_manifest_shape(m, store.root)
-    if m.get("status") != "complete":
-        done, total = len(m.get("blocks", [])), m.get("config", {}).get("training", {}).get("blocks", "?")
-        raise RequestError(f"{path} is not fully trained ({done} of {total} blocks), so there is nothing to "
-                           f"{command} yet; finish it with `obliviate train CONFIG --out {path} --resume`")
+    with store.lock(exclusive=False, timeout=wait):
+        store.reload()
+        m = store.manifest
+        check_manifest_shape(m, store.root)
+        if m.get("status") != "complete":
+            done, total = len(m.get("blocks", [])), m.get("config", {}).get("training", {}).get("blocks", "?")
+            raise RequestError(f"{path} is not fully trained ({done} of {total} blocks), so there is nothing to "
+                               f"{command} yet; finish it with `obliviate train CONFIG --out {path} --resume`")
+        require_intact(store, f"{command} will not use it")
 
 
 def emit_json(obj: Any) -> None:

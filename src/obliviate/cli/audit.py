@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     # build (and so validate) every attack before loading anything
     attacks = [parse_attack_spec(spec, **defaults) for spec in split_attack_specs(args.attacks or attack_names())]
     if args.run:
-        require_complete(args.run, "audit")
+        require_complete(args.run, "audit", wait=30.0)
     data: Any = None
     if args.run and args.dataset is None:
         data = _run_data(args.run)

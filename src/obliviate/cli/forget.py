@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..unlearning import Bounds, ForgetOptions, StitchGuard, forget, make_stopping_rule
 
     ids = sorted({i for path in args.ids for i in read_id_file(path)})
-    require_complete(args.run, "forget")
+    require_complete(args.run, "forget", args.wait)
     options = ForgetOptions(rule=make_stopping_rule(args.rule),
                             bounds=Bounds(args.min_affected, args.max_affected),
                             guard=StitchGuard(enabled=not args.no_guard))

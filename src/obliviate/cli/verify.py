@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"Expected `--oracles` to be >= {MIN_CONCLUSIVE}, but got {args.oracles}: with fewer oracles "
                           f"the membership test cannot be conclusive, so the verdict would always be FAIL "
                           f"(16 recommended)")
-    require_complete(args.run, "verify")
+    require_complete(args.run, "verify", args.wait)
     report = verify_request(args.run, args.request, oracles=args.oracles, wait=args.wait)
     out = report.to_dict()
     if args.json:

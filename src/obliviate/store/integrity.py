@@ -72,10 +72,11 @@ def damaged_payloads(store: RunStore, refs: Iterable[dict[str, Any]] | None = No
 
 
 def require_intact(store: RunStore, action: str) -> None:
-    """Raise :class:`IntegrityError` listing the damaged payloads, if any, before ``action`` changes the store."""
+    """Raise :class:`IntegrityError` listing the damaged payloads, if any; ``action`` says what is refused,
+    e.g. ``"forget will not commit onto it"``."""
     damaged = damaged_payloads(store)
     if damaged:
         shown = "; ".join(damaged[:10]) + (f"; and {len(damaged) - 10} more" if len(damaged) > 10 else "")
-        raise IntegrityError(f"{store.root} is damaged, so {action} will not commit onto it: {len(damaged)} "
+        raise IntegrityError(f"{store.root} is damaged, so {action}: {len(damaged)} "
                              f"payload(s) do not match the manifest: {shown}. Nothing was changed; restore the "
                              f"run from a backup (`obliviate inspect {store.root}` lists the problems)")

@@ -26,6 +26,7 @@ from ..data import DatasetSplits
 from ..data.fingerprints import record as record_samples
 from ..errors import ConfigError, ObliviateError, StoreError, file_error
 from ..store import RunStore, file_lock
+from ..store.integrity import require_intact
 from .block import make_optimizer, train_block
 from .chain import (add, clone_state, load_state, optimizer_payload, optimizer_state_after, state_after,
                     subtract)
@@ -145,6 +146,7 @@ def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, split
                               f"different one (compare with `obliviate inspect {out} --json`)")
         if store.manifest.get("status") != "complete":  # before anything is touched: --strict changes nothing
             check_conditions(store.manifest, "train --resume", strict=strict)
+            require_intact(store, "train --resume will not continue it")
         if "samples" in store.manifest:
             check_source(store, data.source, config.data.name)
         elif store.manifest["data"]["fingerprint"] != data.fingerprint:

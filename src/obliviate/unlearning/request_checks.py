@@ -58,7 +58,7 @@ def check_before_forget(run: Run, ids: Sequence[int], method: str, *, force: boo
     """Every check above, in order (call it holding the run's exclusive lock, after reloading)."""
     from .engine import resolve_request
 
-    require_intact(run.store, "forget")
+    require_intact(run.store, "forget will not commit onto it")
     to_delete, _ = resolve_request(run, ids)
     check_request_size(run, to_delete, force=force)
     if to_delete and method in ("exact", "retrain"):
