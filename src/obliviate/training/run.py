@@ -21,7 +21,7 @@ from torch import nn
 from ..data import DatasetSplits, IndexedDataset, load_dataset, seeded_split
 from ..data.triggers import PatchTrigger, plant_backdoor
 from ..data.fingerprints import changes
-from ..errors import DataChangedError, IntegrityError, StoreError
+from ..errors import DataChangedError, IntegrityError, StoreError, StoreFormatError
 from ..models import build_model
 from ..store import RunStore
 from .block import evaluate, predict_logits
@@ -242,6 +242,9 @@ REQUIRED_KEYS = {"config": dict, "data": dict, "status": str, "blocks": list, "i
 
 def check_manifest_shape(manifest: dict[str, Any], root: Path) -> None:
     """Refuse a manifest lacking what every run has (a damaged or hand-edited store) with one line."""
+    if manifest.get("kind") is not None:  # e.g. a SISA ensemble's store (obliviate.unlearning.sisa)
+        raise StoreFormatError(f"{root} holds a {manifest['kind']!r} store, not a recorded run; this command reads "
+                               f"runs made by `obliviate train`")
     bad = [k for k, kind in REQUIRED_KEYS.items() if not isinstance(manifest.get(k), kind)]
     if not bad and not isinstance(manifest["config"].get("training"), dict):
         bad = ["config.training"]
