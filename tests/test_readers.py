@@ -431,7 +431,11 @@ def test_imagefolder_train_val(tmp_path):
     s = load_dataset("imagefolder", root=str(tmp_path), size=6)
     assert s.num_classes == 2 and s.input_shape == (3, 6, 6)
     assert len(s.train) == 6 and len(s.test) == 4
-    assert s.train.ids.tolist() == list(range(6)) and s.test.ids.tolist() == list(range(4))
+    from obliviate.data.ids import stable_id
+
+    assert s.train.ids.tolist() == [stable_id(f"train/{c}/{i}.png") for c in ("a_cat", "b_dog") for i in range(3)]
+    assert s.test.ids.tolist() == [stable_id(f"val/{c}/{i}.png") for c in ("a_cat", "b_dog") for i in range(2)]
+    assert s.train_names[s.train.ids[0].item()] == "train/a_cat/0.png"
     assert s.train.y.tolist() == [0, 0, 0, 1, 1, 1]  # a_cat before b_dog
     np.testing.assert_allclose(s.train.x[0, :, 2, 3].numpy(), np.array([0, 255, 128]) / 255.0, atol=1e-6)
     np.testing.assert_allclose(s.test.x[3, :, 0, 0].numpy(), np.array([200, 10, 30]) / 255.0, atol=1e-6)
@@ -444,10 +448,20 @@ def test_imagefolder_single_folder_seeded_split(tmp_path):
     for cls in ("x", "y"):
         for i in range(5):
             _png(tmp_path / cls / f"{i:02d}.jpg", (i * 50, 0, 0))
+    from obliviate.data.ids import in_held_out, stable_id
+
     s = load_imagefolder(root=tmp_path, size=4, seed=1)
-    tr, te = seeded_split(10, 0.2, 1)
-    assert s.train.ids.tolist() == tr.tolist() and s.test.ids.tolist() == te.tolist()
-    assert s.train.y.tolist() == [0 if i < 5 else 1 for i in tr]
+    names = [f"{c}/{i:02d}.jpg" for c in ("x", "y") for i in range(5)]
+    held = [n for n in names if in_held_out(n, 0.2, 1)]
+    assert s.test.ids.tolist() == [stable_id(n) for n in held]
+    assert s.train.ids.tolist() == [stable_id(n) for n in names if n not in held]
+    assert s.train.y.tolist() == [0 if n.startswith("x") else 1 for n in names if n not in held]
+    # removing one file changes no other image's id nor its side of the split
+    (tmp_path / "x" / "00.jpg").unlink()
+    t = load_imagefolder(root=tmp_path, size=4, seed=1)
+    assert set(t.train.ids.tolist()) | set(t.test.ids.tolist()) == \
+        (set(s.train.ids.tolist()) | set(s.test.ids.tolist())) - {stable_id("x/00.jpg")}
+    assert set(t.test.ids.tolist()) <= set(s.test.ids.tolist())
 
 
 def test_imagefolder_errors(tmp_path, monkeypatch):

@@ -107,3 +107,52 @@ def test_a_failed_first_commit_leaves_the_folder_as_found(tmp_path):
     assert list((tmp_path / "run").iterdir()) == []
     store = RunStore.create(tmp_path / "run", {}, fill=lambda s: {"init": s.put("init", {"w": torch.ones(2)})})
     assert RunStore.open(store.root).manifest["init"] == store.manifest["init"]
+
+
+def test_forget_refuses_a_store_damaged_in_a_block_it_does_not_read(tiny_run, tmp_path, capsys):
+    """Block 1's stored update is damaged; the request only retrains block 5 (from the snapshot after 4)."""
+    import json
+
+    from obliviate.cli import main
+    from tests._helpers import store_files
+
+    m = json.loads((tiny_run.path / "manifest.json").read_text())
+    rel = m["blocks"][0]["update"]["file"]
+    blob = bytearray((tiny_run.path / rel).read_bytes())
+    blob[-3] ^= 0x10
+    (tiny_run.path / rel).write_bytes(bytes(blob))
+    before = store_files(tiny_run.path)
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{int(tiny_run.block_ids(5)[0])}\n")
+    assert main(["forget", str(tiny_run.path), "--ids", str(ids)]) == 2
+    err = capsys.readouterr().err
+    assert rel in err and "damaged" in err and "1 payload(s)" in err and "Traceback" not in err
+    assert store_files(tiny_run.path) == before
+
+
+def test_integrity_hashes_are_cached_per_file_version(tiny_run):
+    from obliviate.store import integrity
+
+    integrity._HASHES.clear()
+    assert integrity.damaged_payloads(tiny_run.store) == []
+    n = len(integrity._HASHES)
+    assert n == len(tiny_run.store.referenced_files())
+    assert integrity.damaged_payloads(tiny_run.store) == [] and len(integrity._HASHES) == n  # no new hashing
+
+
+def test_size_guard_needs_force(tiny_run):
+    import pytest
+
+    from obliviate.errors import RequestError
+    from obliviate.unlearning import forget
+
+    everything = sorted(tiny_run.block_of())
+    with pytest.raises(RequestError, match="--force"):
+        forget(tiny_run, everything[: len(everything) * 6 // 10])
+    with pytest.raises(RequestError, match="all .* training samples"):
+        forget(tiny_run, everything)
+    block = [int(i) for i in tiny_run.block_ids(2)]
+    with pytest.raises(RequestError, match="every sample of block"):
+        forget(tiny_run, block)
+    result = forget(tiny_run, everything[: len(everything) * 6 // 10], force=True, method="exact")
+    assert len(result.ids_deleted) == len(everything) * 6 // 10

@@ -60,3 +60,54 @@ class RequestError(UsageError, ValueError):
 
 class CheckFailed(ObliviateError):
     """A verification or integrity check ran and failed. CLI exit code 1."""
+
+
+class FileAccessError(UsageError, OSError):
+    """A file or folder the caller named cannot be read or written (missing, a directory, permissions, full disk)."""
+
+
+# errno -> (what went wrong, how to fix it); the message never quotes a file's content
+_OS_HINTS = {
+    "ENOENT": ("does not exist", "check the path"),
+    "EISDIR": ("is a folder, not a file", "give the path of a file"),
+    "ENOTDIR": ("has a part that is a file, not a folder", "check the path"),
+    "EACCES": ("cannot be accessed (permission denied)", "fix its permissions or use another path"),
+    "EPERM": ("cannot be accessed (operation not permitted)", "fix its permissions or use another path"),
+    "EROFS": ("is on a read-only file system", "copy it to a writable place or use another path"),
+    "ENOSPC": ("cannot be written: no space left on the device", "free some space and run the command again"),
+    "EDQUOT": ("cannot be written: disk quota exceeded", "free some space and run the command again"),
+    "EEXIST": ("already exists", "choose another path"),
+    "ENAMETOOLONG": ("has a name that is too long", "use a shorter path"),
+    "EMFILE": ("cannot be opened: too many open files", "raise the limit (ulimit -n) and run it again"),
+    "EIO": ("cannot be read or written: input/output error", "check the disk"),
+}
+
+
+def file_error(exc: OSError, what: str = "", path: object = None) -> FileAccessError:
+    """The :class:`FileAccessError` for an ``OSError`` met while using a user's file: one line with the
+    problem and the fix, naming the path (never the file's content).
+
+    >>> import errno
+    >>> str(file_error(IsADirectoryError(errno.EISDIR, "Is a directory", "cfg"), "config file"))
+    'config file cfg is a folder, not a file; give the path of a file'
+    >>> str(file_error(OSError(errno.ENOSPC, "No space left on device", "run/x.tmp")))
+    'run/x.tmp cannot be written: no space left on the device; free some space and run the command again'
+    """
+    import errno as _errno
+
+    name = _errno.errorcode.get(exc.errno or 0, "")
+    target = path if path is not None else (exc.filename if exc.filename is not None else "a file")
+    label = f"{what} {target}".strip()
+    problem, fix = _OS_HINTS.get(name, (f"cannot be used ({exc.strerror or type(exc).__name__})",
+                                        "check the path and its permissions"))
+    err = FileAccessError(f"{label} {problem}; {fix}")
+    err.errno = exc.errno  # keep errno for callers testing it
+    return err
+
+
+class ReproducibilityError(UsageError):
+    """A replay was asked to be bit-exact (``--strict``) under other conditions than the run was recorded under."""
+
+
+class DataChangedError(StoreError, DataError):
+    """The source data of a run changed since it was trained (the message names the samples)."""

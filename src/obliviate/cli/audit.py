@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
     p.add_argument("--dataset", default=None,
                    help="registered dataset to attack with (default: the run's own data for RUN, else digits)")
     p.add_argument("--attacks", nargs="+", metavar="ATTACK",
-                   help="attacks to run, NAME or NAME:key=value,... (default: all)")
+                   help="attacks to run, space or comma separated: NAME or NAME:key=value,... (default: all)")
     p.add_argument("--eps", nargs="+", default=None, metavar="EPS",
                    help="budget for every attack that takes `eps`, in that attack's norm; several values "
                         "(0.05 0.1, 0.05,0.1 or a range START:STOP:COUNT such as 0.05:0.3:6) sweep the "
@@ -113,20 +113,36 @@ def _run_data(path: str) -> Any:
     return AuditData(run.train, run.test)
 
 
+def split_attack_specs(specs: list[str]) -> list[str]:
+    """``fgsm,pgd`` as well as ``fgsm pgd``; a comma inside a spec's settings stays with its spec.
+
+    >>> split_attack_specs(["fgsm,pgd:eps=0.2,steps=20", "cw"])
+    ['fgsm', 'pgd:eps=0.2,steps=20', 'cw']
+    """
+    out: list[str] = []
+    for spec in specs:
+        for part in spec.split(","):
+            if out and "=" in part and ":" not in part and ":" in out[-1]:
+                out[-1] += "," + part  # a further key=value of the previous NAME:key=value spec
+            elif part.strip():
+                out.append(part.strip())
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from ..audit import attack_names, parse_attack_spec, run_audit
     from ..data import load_dataset
-    from ._common import emit_json
+    from ._common import emit_json, require_complete
 
     from ..audit.sweep import parse_eps, run_sweep
 
     eps = parse_eps(args.eps) if args.eps is not None else None
     queries = _parse_queries(args.queries) if args.queries is not None else None
     sweeping = bool(args.per_sample) or (eps is not None and len(eps) > 1) or queries is not None
-    if args.max_samples < 1:
-        raise ConfigError(f"Expected argument `--max-samples` to be an int >= 1, but got {args.max_samples}")
-    if args.threads < 0:
-        raise ConfigError(f"Expected argument `--threads` to be an int >= 0, but got {args.threads}")
+    if not 1 <= args.max_samples <= 1_000_000:
+        raise ConfigError(f"Expected argument `--max-samples` to be an int in [1, 1000000], but got {args.max_samples}")
+    if not 0 <= args.threads <= 1024:
+        raise ConfigError(f"Expected argument `--threads` to be an int in [0, 1024], but got {args.threads}")
     if args.threads:
         import torch
 
@@ -141,7 +157,9 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} {value!r}: folder {str(Path(value).resolve().parent)!r} does not exist")
     # build (and so validate) every attack before loading anything
     specs = args.attacks or (list(SWEEP_ATTACKS) if sweeping else attack_names())
-    attacks = [parse_attack_spec(spec, **defaults) for spec in specs]
+    attacks = [parse_attack_spec(spec, **defaults) for spec in split_attack_specs(specs)]
+    if args.run:
+        require_complete(args.run, "audit", wait=30.0)
     if eps is not None and len(eps) > 1:  # every swept epsilon must suit every attack it goes to
         from ..audit.sweep import takes, with_setting
 

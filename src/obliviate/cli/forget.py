@@ -10,26 +10,35 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import emit_json, format_table
+from ._common import emit_json, format_table, int_in, require_complete, wait_seconds
 from .subjects import add_subject_arguments, forget_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..unlearning import methods, stopping_rule_names
 
-    p = sub.add_parser("forget", help="delete samples from a recorded run (DeepObliviate by default)")
+    p = sub.add_parser("forget", help="delete samples from a recorded run (DeepObliviate by default)",
+                       description="Delete samples from a recorded run and commit the unlearned chain. Ids are "
+                                   "read one per line (# comments allowed). Refused (exit 2, nothing changed): "
+                                   "unknown ids, a damaged store, a half-trained run, and without --force a "
+                                   "request for more than half the run, all of it or a whole block.")
     p.add_argument("run", help="run store folder")
     p.add_argument("--ids", action="append", metavar="FILE",
                    help="file of sample ids, one per line (repeat to coalesce several requests into one)")
     add_subject_arguments(p, "delete")
     p.add_argument("--method", choices=methods(), default="deepobliviate", help="unlearning mode")
     p.add_argument("--rule", choices=stopping_rule_names(), default="immediate", help="stopping rule")
-    p.add_argument("--min-affected", type=int, default=0, help="retrain at least this many blocks after the last "
+    p.add_argument("--min-affected", type=int_in(0, None), default=0, help="retrain at least this many blocks after the last "
                                                                  "block holding deleted data")
-    p.add_argument("--max-affected", type=int, default=None, help="let the rule stop after at most this many")
+    p.add_argument("--max-affected", type=int_in(0, None), default=None, help="let the rule stop after at most this many")
     p.add_argument("--no-guard", action="store_true", help="ship the stitch without validating it (not advised)")
-    p.add_argument("--wait", type=float, default=0.0,
-                   help="seconds to wait for another obliviate process using the run (default: fail at once)")
+    p.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
+                   help="seconds (>= 0) to wait for another obliviate process using the run (default: fail at once)")
+    p.add_argument("--force", action="store_true",
+                   help="allow a request that deletes more than half the run, all of it, or a whole block")
+    p.add_argument("--strict", action="store_true",
+                   help="with --method exact/retrain: refuse, rather than warn, when the torch version, thread "
+                        "count or CPU kernels differ from the ones the run was recorded with")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=run)
 
@@ -38,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training import open_run
     from ..unlearning import Bounds, ForgetOptions, StitchGuard, make_stopping_rule
 
+    require_complete(args.run, "forget", args.wait)
     options = ForgetOptions(rule=make_stopping_rule(args.rule),
                             bounds=Bounds(args.min_affected, args.max_affected),
                             guard=StitchGuard(enabled=not args.no_guard))

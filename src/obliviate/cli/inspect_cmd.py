@@ -12,7 +12,9 @@ from .subjects import add_subject_arguments, inspect_subjects
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inspect", help="show a run's blocks, storage, accuracy; check its integrity")
+    p = sub.add_parser("inspect", help="show a run's blocks, storage, accuracy; check its integrity",
+                       description="Show a run's blocks, storage, accuracy and requests, and check every stored "
+                                   "payload against its hash. Exit 0 when intact, 1 when the check finds damage.")
     p.add_argument("run", help="run store folder")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     add_subject_arguments(p, "list (instead of the run report)")
@@ -22,8 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.subject or args.subjects_file:
         return inspect_subjects(args)
+    from ..store import RunStore
     from ..training.inspect import inspect_run
+    from ..training.run import check_manifest_shape
 
+    check_manifest_shape(RunStore.open(args.run).manifest, args.run)
     report = inspect_run(args.run)
     if args.json:
         emit_json(report)

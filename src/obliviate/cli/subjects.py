@@ -94,4 +94,5 @@ def forget_from_args(args: argparse.Namespace, run_: Any, options: Any) -> Any:
         found = lookup_subjects(run_, keys, key_file=args.subject_key_file)
         ids |= {i for s in found for i in s.sample_ids}
         hashes = sorted({s.subject_hash for s in found})
-    return forget(run_, sorted(ids), method=args.method, options=options, wait=args.wait, subject_hashes=hashes)
+    return forget(run_, sorted(ids), method=args.method, options=options, wait=args.wait, subject_hashes=hashes,
+                  force=getattr(args, "force", False), strict=getattr(args, "strict", False))

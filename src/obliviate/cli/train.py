@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import emit_json
+from ._common import emit_json, wait_seconds
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="TOML config file, e.g. configs/digits.toml")
     p.add_argument("--out", required=True, help="run store folder to create (or to finish with --resume)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted run from its last stored block")
-    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait if another process holds the run")
+    p.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
+                   help="seconds (>= 0) to wait if another process holds the run (default: fail at once)")
+    p.add_argument("--strict", action="store_true",
+                   help="with --resume: refuse, rather than warn, when the torch version, thread count or CPU "
+                        "kernels differ from the ones the run was recorded with (the result would not be bit-exact)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the inspect report) on stdout")
     p.set_defaults(func=run)
 
@@ -29,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.inspect import inspect_run
 
     config = RunConfig.from_toml(args.config)
-    result = train_run(config, args.out, resume=args.resume, wait=args.wait)
+    result = train_run(config, args.out, resume=args.resume, wait=args.wait, strict=args.strict)
     report = inspect_run(result.path, check_payloads=False)
     if args.json:
         emit_json(report)

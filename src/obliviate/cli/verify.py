@@ -15,7 +15,7 @@ import argparse
 from typing import Any
 
 from ..verify.settings import ORACLES_DEFAULT, ORACLES_MAX, ORACLES_MIN
-from ._common import emit_json, format_table
+from ._common import emit_json, format_table, require_complete, wait_seconds
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"{ORACLES_MIN}..{ORACLES_MAX}; 16 gives a sharper test); cached and reused")
     p.add_argument("--alpha", type=float, default=0.01, help="level of the forgotten test (default 0.01)")
     p.add_argument("--fidelity-alpha", type=float, default=0.01, help="level of the faithful test (default 0.01)")
-    p.add_argument("--wait", type=float, default=0.0,
+    p.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
                    help="seconds to wait for another obliviate process using the run (default: fail at once)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=run)
@@ -79,6 +79,7 @@ def _print_report(d: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..verify.request import verify_request
 
+    require_complete(args.run, "verify", args.wait)
     report = verify_request(args.run, args.request, oracles=args.oracles, alpha=args.alpha,
                             fidelity_alpha=args.fidelity_alpha, wait=args.wait)
     out = report.to_dict()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -96,12 +96,16 @@ class IndexedDataset:
 class DatasetSplits:
     """A training set (ids are the ones deletion requests name) and a test set.
 
-    ``source`` says where the data came from, for manifests and reports.
+    ``source`` says where the data came from, for manifests and reports. ``train_names`` and
+    ``test_names`` map ids to the samples' names in the source (an image's relative path), where the
+    reader has them: errors about changed data name samples by them.
     """
 
     train: IndexedDataset
     test: IndexedDataset
     source: str = ""
+    train_names: Mapping[int, str] | None = None
+    test_names: Mapping[int, str] | None = None
 
     @property
     def num_classes(self) -> int:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ..errors import StoreLockedError
+from ..errors import StoreError, StoreLockedError, file_error
 
 
 def sha256_bytes(data: bytes | memoryview) -> str:
@@ -55,14 +55,19 @@ def atomic_write_chunks(path: Path, chunks: Sequence[bytes | memoryview], *, dur
     """:func:`atomic_write_bytes` of the chunks joined, written one after another (unbuffered: no copy)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb", buffering=0) as fh:
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view.nbytes:  # a raw write may be partial
-                view = view[fh.write(view) or 0:]
-        if durable:
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb", buffering=0) as fh:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view.nbytes:  # a raw write may be partial
+                    view = view[fh.write(view) or 0:]
+            if durable:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # full disk, permissions, interrupt: no temp file is left behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     if durable and sync_dir:
         fsync_dir(path.parent)
 
@@ -126,8 +131,23 @@ def file_lock(path: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
     """Advisory ``flock`` on ``path``; waits up to ``timeout`` seconds, then raises StoreLockedError.
 
     The kernel releases the lock when the holder dies, so a killed process never leaves a stale lock.
+    A reader (``exclusive=False``) of a store it cannot write (read-only folder or file system) locks an
+    existing lock file opened read-only, or reads without a lock when there is none: no one can write
+    such a store through this path either. A writer gets a :class:`StoreError` saying the store is read-only.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise file_error(exc, "lock file", path) from None
+        if exclusive:
+            raise StoreError(f"{path.parent} is read-only for this user (cannot open {path.name} for writing); "
+                             f"make it writable (e.g. chmod -R u+w {path.parent}) or work on a copy") from None
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            yield  # nothing can write a store we may not even create a lock file in
+            return
     mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
     deadline = time.monotonic() + timeout
     try:

@@ -183,6 +183,17 @@ class RunStore:
         fsync_dir(self.root)
         self.manifest = manifest
 
+    @contextlib.contextmanager
+    def discard_on_failure(self) -> Iterator[None]:
+        """Hold the exclusive lock around this: if the body fails, the payloads it wrote that no manifest
+        names are removed, so a failed change (full disk, bad input found late) leaves the store as it was."""
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.collect_garbage()
+            raise
+
     def referenced_files(self) -> set[str]:
         return {ref["file"] for ref in iter_refs(self.manifest)}
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataFileNotFoundError
+from ..errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -196,14 +196,23 @@ class RunConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "RunConfig":
+        """Read a TOML config file. Unlike :meth:`from_dict`, a file must say what it trains on: an empty
+        file, or one without ``[data]`` and its ``name``, is an error rather than a run on defaults."""
+        from ..data.textfile import read_user_text
+
         path = Path(path)
+        text = read_user_text(path, "config file")
         try:
-            raw = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise DataFileNotFoundError(f"config file {path} does not exist") from None
+            raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-        return cls.from_dict(raw)
+        if not raw:
+            raise ConfigError(f"config file {path} is empty; start from configs/digits.toml (keys: docs/config.md)")
+        config = cls.from_dict(raw)  # unknown keys and bad values first: they are the likelier mistake
+        if not isinstance(raw.get("data"), dict) or "name" not in raw["data"]:
+            raise ConfigError(f"config file {path} does not say what to train on: add a [data] section with "
+                              f"name = \"digits\" (or another dataset; see docs/config.md)")
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

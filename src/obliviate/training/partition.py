@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataFileNotFoundError
+from ..errors import ConfigError
 
 
 def _split_evenly(order: np.ndarray, blocks: int) -> list[np.ndarray]:
@@ -61,23 +61,29 @@ def partition_ids(ids: np.ndarray, labels: np.ndarray, blocks: int, *, strategy:
     raise ConfigError(f"unknown partition strategy {strategy!r}; choose random, stratified or order")
 
 
-def read_id_file(path: str | Path) -> list[int]:
-    """Ids from a text file, one per line (blank lines and ``#`` comments ignored).
+def read_id_file(path: str | Path, what: str = "id file") -> list[int]:
+    """Ids from a UTF-8 text file, one per line (blank lines and ``#`` comments ignored).
 
-    A malformed line raises a ConfigError naming its line number.
+    A folder, an unreadable, binary or non-UTF-8 file, a malformed line (named by its number, its content
+    never quoted: the file may be anything) and a file without any id raise a :class:`ConfigError`.
     """
+    from ..data.textfile import read_user_text
+
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise DataFileNotFoundError(f"id file {path} does not exist") from None
+    text = read_user_text(path, what)
     out: list[int] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         try:
-            out.append(int(line))
+            value = int(line)
         except ValueError:
-            raise ConfigError(f"{path}, line {lineno}: expected one integer sample id, got {line!r}") from None
+            raise ConfigError(f"{what} {path}, line {lineno}: expected one integer sample id per line (# starts a "
+                              f"comment); is it the right file?") from None
+        if not -2**63 <= value < 2**63:
+            raise ConfigError(f"{what} {path}, line {lineno}: the id is outside the 64-bit range sample ids take")
+        out.append(value)
+    if not out:
+        raise ConfigError(f"{what} {path} holds no ids; write one integer sample id per line")
     return out

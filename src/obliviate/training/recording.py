@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import logging
@@ -22,15 +23,18 @@ import torch
 from .._faults import crash_point
 from .._logging import progress
 from ..data import DatasetSplits
-from ..errors import ConfigError, StoreError
+from ..data.fingerprints import record as record_samples
+from ..errors import ConfigError, ObliviateError, StoreError, file_error
 from ..store import RunStore, file_lock
+from ..store.integrity import require_intact
 from .block import accuracy_and_loss, make_optimizer, predict_logits
 from .predictions import KEY as PREDICTIONS_KEY, margins, predictions_entry
 from .chain import advance, clone_state, load_state, optimizer_payload, optimizer_state_after, state_after
 from .config import RunConfig
+from .determinism import check_conditions, current_conditions
 from .partition import partition_ids, read_id_file
 from ..data.memorised import choose_memorised_users
-from .run import (ModelFactory, Run, RunData, apply_canary, build_run_model, choose_canary_ids,
+from .run import (ModelFactory, Run, RunData, apply_canary, build_run_model, check_source, choose_canary_ids,
                   partition_payload, prepare_data)
 from .writer import BackgroundWriter
 
@@ -61,7 +65,7 @@ def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
     """Create the store with everything training starts from (partition, initial model and optimizer)
     in its first manifest, and return that model and optimizer."""
     t = config.training
-    order = read_id_file(t.order_file) if t.partition == "order" else None
+    order = read_id_file(t.order_file, "training.order_file") if t.partition == "order" else None
     blocks = partition_ids(data.train.ids.numpy(), data.train.y.numpy(), t.blocks, strategy=t.partition,
                            seed=t.seed, order=order)
     canary: dict[str, Any] = {}
@@ -78,6 +82,7 @@ def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
     manifest = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "library_versions": library_versions(),
+        "determinism": current_conditions(),
         "config": cfg,
         "data": {"name": config.data.name, "fingerprint": data.fingerprint, "user_supplied": user_supplied,
                  "n_train": len(data.train), "n_validation": len(data.validation), "n_test": len(data.test)},
@@ -94,18 +99,46 @@ def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
         opt_tensors, opt_meta = optimizer_payload(optimizer)
         return {"init": {"model": store.put("init-model", clone_state(model)),
                          "optimizer": store.put("init-optimizer", opt_tensors, opt_meta)},
-                "partition": store.put("partition", partition_payload(blocks, data.validation.ids.numpy()))}
+                "partition": store.put("partition", partition_payload(blocks, data.validation.ids.numpy())),
+                "samples": store.put("samples", *record_samples(data.source))}
 
     return RunStore.create(out, manifest, fill=fill), (model, optimizer)
 
 
+def _create_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
+                  model_factory: ModelFactory | None, wait: float) -> tuple[RunStore, Start]:
+    """:func:`_new_store` under the lock; a failure before the first commit leaves the folder as found
+    (no lock file, no payloads, no folders this call made)."""
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"--out {out} is an existing file; give the path of a new or empty folder")
+    made = [p for p in (out, *out.parents) if not p.exists()]
+    had_lock = (out / ".lock").exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with file_lock(out / ".lock", exclusive=True, timeout=wait):
+            return _new_store(out, config, data, user_supplied, model_factory)
+    except BaseException as exc:
+        if not (out / "manifest.json").exists():
+            if not had_lock:
+                with contextlib.suppress(OSError):
+                    (out / ".lock").unlink()
+            for folder in made:  # deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        if isinstance(exc, OSError) and not isinstance(exc, ObliviateError):
+            raise file_error(exc, "", exc.filename if exc.filename is not None else out) from None
+        raise
+
+
 def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, splits: DatasetSplits | None = None,
-              model_factory: ModelFactory | None = None, wait: float = 0.0) -> Run:
+              model_factory: ModelFactory | None = None, wait: float = 0.0, strict: bool = False) -> Run:
     """Train ``config`` block by block, recording every block in a run store at ``out``.
 
     With ``resume=True`` an interrupted run at ``out`` is finished from its last stored block, giving
-    the same result as an uninterrupted run. ``splits`` and ``model_factory`` bring your own data and
-    model instead of the configured ones.
+    the same result as an uninterrupted run under the conditions recorded in the manifest (thread count,
+    torch version, CPU kernels: see :mod:`obliviate.training.determinism`); under others it warns, and
+    with ``strict=True`` refuses. ``splits`` and ``model_factory`` bring your own data and model instead
+    of the configured ones.
     """
     out = Path(out)
     data = prepare_data(config, splits)
@@ -117,12 +150,15 @@ def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, split
         if stored != config:
             raise ConfigError(f"--resume needs the config the run was started with; {out} was started with a "
                               f"different one (compare with `obliviate inspect {out} --json`)")
-        if store.manifest["data"]["fingerprint"] != data.fingerprint:
+        if store.manifest.get("status") != "complete":  # before anything is touched: --strict changes nothing
+            check_conditions(store.manifest, "train --resume", strict=strict)
+            require_intact(store, "train --resume will not continue it")
+        if "samples" in store.manifest:
+            check_source(store, data.source, config.data.name)
+        elif store.manifest["data"]["fingerprint"] != data.fingerprint:
             raise StoreError(f"the data differs from the data {out} was started on; cannot resume")
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        with file_lock(out / ".lock", exclusive=True, timeout=wait):
-            store, start = _new_store(out, config, data, splits is not None, model_factory)
+        store, start = _create_store(out, config, data, splits is not None, model_factory, wait)
     run = Run(store, config, apply_canary(store.manifest, config, data), model_factory)
     with store.lock(exclusive=True, timeout=wait):
         store.reload()

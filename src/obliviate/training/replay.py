@@ -16,14 +16,18 @@ import torch
 
 from .block import make_optimizer
 from .chain import State, advance, load_state, optimizer_state_after, state_after
+from .determinism import check_conditions
 from .run import Run
 
 
-def replay_block(run: Run, k: int) -> State:
+def replay_block(run: Run, k: int, *, strict: bool = False) -> State:
     """Retrain block ``k`` (1-based) on its current members from the stored ``theta_{k-1}, s_{k-1}``.
 
-    Returns the update ``theta_k - theta_{k-1}``; on CPU it equals the stored update bit for bit.
+    Returns the update ``theta_k - theta_{k-1}``; on CPU, under the conditions recorded in the manifest
+    (same torch, thread count and CPU kernels), it equals the stored update bit for bit. Under others it
+    warns naming both (``strict=True``: raises :class:`~obliviate.errors.ReproducibilityError`).
     """
+    check_conditions(run.manifest, f"replaying block {k}", strict=strict)
     model = run.build_model()
     before = state_after(run.store, k - 1)
     load_state(model, before)

@@ -21,7 +21,8 @@ from torch import nn
 from ..data import DatasetSplits, IndexedDataset, load_dataset, seeded_split
 from ..data.memorised import memorised_user_ids, plant_memorised
 from ..data.triggers import PatchTrigger, plant_backdoor
-from ..errors import StoreError
+from ..data.fingerprints import changes
+from ..errors import DataChangedError, IntegrityError, StoreError, StoreFormatError
 from ..models import build_model
 from ..store import RunStore
 from .block import evaluate, predict_logits
@@ -39,6 +40,7 @@ class RunData:
     validation: IndexedDataset
     test: IndexedDataset
     fingerprint: str
+    source: DatasetSplits | None = None  # the splits as loaded (for the per-sample record)
 
 
 def prepare_data(config: RunConfig, splits: DatasetSplits | None = None) -> RunData:
@@ -53,7 +55,45 @@ def prepare_data(config: RunConfig, splits: DatasetSplits | None = None) -> RunD
     else:
         validation = train.take(torch.zeros(0, dtype=torch.int64))
     fp = _fingerprint(splits)
-    return RunData(train, validation, splits.test, fp)
+    return RunData(train, validation, splits.test, fp, splits)
+
+
+def check_source(store: RunStore, splits: DatasetSplits, name: str) -> None:
+    """Refuse source data that changed since the run was recorded, naming the samples; samples deleted by
+    a forget request may be missing (erasing them from the source is what the request asks for)."""
+    m = store.manifest
+    forgotten = {int(i) for r in m.get("requests", []) for i in r["ids_deleted"]}
+    problems = changes(store.get_with_metadata(m["samples"]), splits, forgotten)
+    if problems:
+        shown = "; ".join(problems[:12]) + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
+        raise DataChangedError(f"the data loaded for {store.root} ({name}) differs from the data the run was "
+                               f"trained on: {shown}. Restore the original files, or point data.options at them "
+                               f"(only samples a forget request deleted may be removed from the source)")
+
+
+def reopen_data(config: RunConfig, store: RunStore, splits: DatasetSplits | None = None) -> RunData:
+    """The run's data from its source, checked sample by sample against the record made at training.
+
+    The validation set is the recorded one (not re-drawn), so samples erased from the source after
+    being forgotten change nothing else. Runs recorded before per-sample fingerprints are checked with
+    their single whole-data fingerprint.
+    """
+    m = store.manifest
+    if "samples" not in m:
+        data = prepare_data(config, splits)
+        if data.fingerprint != m["data"]["fingerprint"]:
+            raise DataChangedError(f"the data loaded for {store.root} ({config.data.name}) differs from the data "
+                                   f"the run was trained on (fingerprint mismatch); point data.options at the "
+                                   f"original files")
+        return data
+    if splits is None:
+        splits = load_dataset(config.data.name, **config.data.options)
+    check_source(store, splits, config.data.name)
+    validation_ids = store.get(m["partition"])["validation"]
+    is_val = torch.isin(splits.train.ids, validation_ids)
+    return RunData(splits.train.take(torch.nonzero(~is_val).reshape(-1)),
+                   splits.train.take(torch.nonzero(is_val).reshape(-1)), splits.test, m["data"]["fingerprint"],
+                   splits)
 
 
 def _fingerprint(splits: DatasetSplits) -> str:
@@ -252,21 +292,36 @@ class Run:
         return evaluate(model, ds.x, ds.y)
 
 
+REQUIRED_KEYS = {"config": dict, "data": dict, "status": str, "blocks": list, "init": dict, "partition": dict}
+
+
+def check_manifest_shape(manifest: dict[str, Any], root: Path) -> None:
+    """Refuse a manifest lacking what every run has (a damaged or hand-edited store) with one line."""
+    if manifest.get("kind") is not None:  # e.g. a SISA ensemble's store (obliviate.unlearning.sisa)
+        raise StoreFormatError(f"{root} holds a {manifest['kind']!r} store, not a recorded run; this command reads "
+                               f"runs made by `obliviate train`")
+    bad = [k for k, kind in REQUIRED_KEYS.items() if not isinstance(manifest.get(k), kind)]
+    if not bad and not isinstance(manifest["config"].get("training"), dict):
+        bad = ["config.training"]
+    if bad:
+        raise IntegrityError(f"{root}/manifest.json lacks {', '.join(bad)}: the store is damaged or was edited by "
+                             f"hand; restore it from a backup")
+
+
 def open_run(path: str | Path, *, splits: DatasetSplits | None = None,
              model_factory: ModelFactory | None = None) -> Run:
     """Open a recorded run and its data; refuses data that differs from what the run was trained on.
 
     Pass ``splits`` (and ``model_factory``) when the run was trained on data or a model given in Python.
+    The data is checked sample by sample (:func:`reopen_data`): forgotten samples may be gone from the
+    source; any other change is refused naming the samples.
     """
     store = RunStore.open(path)
+    check_manifest_shape(store.manifest, store.root)
     config = RunConfig.from_dict(store.manifest["config"])
     if store.manifest["data"].get("user_supplied") and splits is None:
         raise StoreError(f"{path} was trained on data given in Python; pass splits= to open_run")
-    data = prepare_data(config, splits)
-    if data.fingerprint != store.manifest["data"]["fingerprint"]:
-        raise StoreError(f"the data loaded for {path} ({config.data.name}) differs from the data the run was "
-                         f"trained on (fingerprint mismatch); point data.options at the original files")
-    data = apply_canary(store.manifest, config, data)
+    data = apply_canary(store.manifest, config, reopen_data(config, store, splits))
     return Run(store, config, data, model_factory)
 
 
@@ -277,4 +332,4 @@ def apply_canary(manifest: dict[str, Any], config: RunConfig, data: RunData) -> 
     if not ids and not users:
         return data
     train = plant_backdoor(data.train, ids, canary_trigger(config), config.canary.target) if ids else data.train
-    return RunData(plant_memorised(train, users), data.validation, data.test, data.fingerprint)
+    return RunData(plant_memorised(train, users), data.validation, data.test, data.fingerprint, data.source)

@@ -51,6 +51,7 @@ from .commit import PendingChain, commit_request
 from .damping import median_loss, solve_damping
 from .guard import StitchGuard
 from .planner import Plan, make_plan
+from .request_checks import check_before_forget
 from .residual import BlockResidual, function_residual, parameter_residual
 from .result import ForgetResult
 from .stopping import Bounds, StoppingRule, make_stopping_rule
@@ -120,9 +121,13 @@ def resolve_request(run: Run, ids: Iterable[int]) -> tuple[list[int], list[int]]
 
 
 def forget(run: Run, ids: Iterable[int], *, method: str = "deepobliviate", options: ForgetOptions | None = None,
-           wait: float = 0.0, subject_hashes: Sequence[str] = (), client_ref: str | None = None) -> ForgetResult:
+           wait: float = 0.0, subject_hashes: Sequence[str] = (), client_ref: str | None = None,
+           force: bool = False, strict: bool = False) -> ForgetResult:
     """Delete the samples ``ids`` from the run and commit the unlearned chain. See the module docstring.
 
+    Refused first (:mod:`~obliviate.unlearning.request_checks`): a damaged store; without ``force``, a
+    request for more than half the run, all of it or a whole block; with ``strict``, an exact replay under
+    other conditions than the run was recorded under. A failure leaves the store as it was.
     ``subject_hashes`` (keyed hashes of the data subjects asked for, never clear keys) and ``client_ref`` (an
     opaque reference of the caller, e.g. the deletion service's application id) are kept in the request record.
     """
@@ -134,7 +139,9 @@ def forget(run: Run, ids: Iterable[int], *, method: str = "deepobliviate", optio
         crash_point("forget:locked")
         run.store.reload()
         run.store.collect_garbage()  # finish the purge of an earlier interrupted request
-        return _Request(run, requested, method, opts, list(subject_hashes), client_ref).run()
+        check_before_forget(run, requested, method, force=force, strict=strict)
+        with run.store.discard_on_failure():
+            return _Request(run, requested, method, opts, list(subject_hashes), client_ref).run()
 
 
 def forget_many(run: Run, requests: Sequence[Iterable[int]], *, method: str = "deepobliviate",
@@ -188,7 +195,11 @@ class _Request:
         self.plan = make_plan(run, to_delete, self.method, max_overshoot=opts.max_overshoot, guard=opts.guard)
         canary_before = self._report(lambda: run.canary_success(run.final_model())) \
             if set(run.canary_ids()) & self.u_set else None
-        final_state, attempt, val = self._replay()
+        try:
+            final_state, attempt, val = self._replay()
+        except BaseException:
+            self._abandon()
+            raise
         result = self._result(base, final_state, attempt, val)
         if canary_before is not None:  # kept so verification can later weigh the original's canary memory
             model = self._model(final_state)
@@ -395,6 +406,14 @@ class _Request:
                        "chosen": "stitch" if result.stitched else "replay"}
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _abandon(self) -> None:
+        """Stop the background writer before the error propagates (its files are then discarded)."""
+        pending = getattr(self, "pending", None)
+        if pending is not None:
+            try:
+                pending.finish()
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                log.debug("the background writer failed too", exc_info=True)
     def _model(self, state: State) -> torch.nn.Module:
         """The scratch model (built once per request) holding ``state``: valid until the next call."""
         if getattr(self, "_scratch", None) is None:

@@ -11,7 +11,7 @@
 ...             Image.new("RGB", (8, 6), (40 * i, 0, 0)).save(Path(d) / c / f"{i}.png")
 ...     s = load_imagefolder(root=d, size=4)
 >>> len(s.train), len(s.test), s.input_shape, s.num_classes
-(8, 2, (3, 4, 4), 2)
+(9, 1, (3, 4, 4), 2)
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError, DataError
-from ..base import DatasetSplits, from_arrays, seeded_split
+from ..base import DatasetSplits, from_arrays
+from ..ids import in_held_out, stable_id
 from ..registry import register_dataset
 from ._common import missing, resolve_root
 
@@ -93,8 +94,10 @@ def load_imagefolder(*, root: str | Path | None = None, size: int | tuple[int, i
     (label = position); a held-out class missing from training is an error. Files with suffixes
     ``.png .jpg .jpeg .bmp .gif .webp .tif .tiff`` (any case) are read, recursively inside each class
     folder; hidden files are skipped. ``mode`` is ``"RGB"`` (3 channels) or ``"L"`` (grey, 1 channel).
-    Ids are the image's index in sorted file-path order (class, then path inside the class) within
-    its folder (train or val); in the single-folder layout, within the whole folder. x is float32 in
+    Ids come from the files themselves: :func:`~obliviate.data.ids.stable_id` of the image's path
+    relative to ``root`` (e.g. ``train/cat/0001.png``), so adding or removing a file never changes another
+    image's id; the single-folder split is decided per file by :func:`~obliviate.data.ids.in_held_out`
+    (a seeded hash of the path), for the same reason. Samples are in sorted path order. x is float32 in
     [0, 1] of shape (n, C, H, W). Everything is held in memory, so more than ``max_images`` images in
     total are refused. ``root`` defaults to ``dataset_dir("imagefolder")``.
     """
@@ -134,20 +137,34 @@ def load_imagefolder(*, root: str | Path | None = None, size: int | tuple[int, i
         raise missing(f"images ({', '.join(IMAGE_SUFFIXES)}) in the class folders", class_root, _ORIGIN,
                       defaulted=root is None)
     names = ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else "")
+    tr_names = [p.relative_to(base).as_posix() for p in tr_paths]
+    tr_ids = np.array([stable_id(n) for n in tr_names], dtype=np.int64)
     if held_dir is not None:
         if not te_paths:
             raise missing("images in the class folders", held_dir, _ORIGIN, defaulted=root is None)
+        te_names = [p.relative_to(base).as_posix() for p in te_paths]
+        te_ids = np.array([stable_id(n) for n in te_names], dtype=np.int64)
         return DatasetSplits(
-            from_arrays(_load_images(tr_paths, mode, hw), tr_y, num_classes=len(classes), name="imagefolder"),
+            from_arrays(_load_images(tr_paths, mode, hw), tr_y, num_classes=len(classes), name="imagefolder",
+                        ids=tr_ids),
             from_arrays(_load_images(te_paths, mode, hw), te_y, num_classes=len(classes),
-                        name="imagefolder-test"),
+                        name="imagefolder-test", ids=te_ids),
             source=f"image folder {base} ({train_dir.name}/ and {held_dir.name}/; classes: {names})",
+            train_names=dict(zip(tr_ids.tolist(), tr_names)), test_names=dict(zip(te_ids.tolist(), te_names)),
         )
+    if not 0.0 < test_fraction < 1.0:
+        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    held = np.array([in_held_out(n, test_fraction, seed) for n in tr_names], dtype=bool)
+    if held.all() or not held.any():
+        raise DataError(f"{base}: the seeded split (test_fraction={test_fraction}, seed={seed}) of its "
+                        f"{len(tr_names)} images leaves no {'training' if held.all() else 'test'} image; add "
+                        f"images, or use the train/ and val/ layout")
     x = _load_images(tr_paths, mode, hw)
-    tr, te = seeded_split(len(tr_y), test_fraction, seed)
+    tr, te = np.flatnonzero(~held), np.flatnonzero(held)
     return DatasetSplits(
-        from_arrays(x[tr], tr_y[tr], num_classes=len(classes), name="imagefolder", ids=tr),
-        from_arrays(x[te], tr_y[te], num_classes=len(classes), name="imagefolder-test", ids=te),
+        from_arrays(x[tr], tr_y[tr], num_classes=len(classes), name="imagefolder", ids=tr_ids[tr]),
+        from_arrays(x[te], tr_y[te], num_classes=len(classes), name="imagefolder-test", ids=tr_ids[te]),
         source=(f"image folder {base} (classes: {names}), seeded split test_fraction={test_fraction}, "
                 f"seed={seed}"),
+        train_names={int(tr_ids[i]): tr_names[i] for i in tr}, test_names={int(tr_ids[i]): tr_names[i] for i in te},
     )
