@@ -8,7 +8,8 @@ attack success on them are measured and reported). Then, per deletion case, in t
 
 - ``deepobliviate`` (the default ``forget()``), ``exact`` and, every ``--retrain-every`` cases,
   ``retrain``, each on its own copy of the store and committed, timed as the caller of ``forget()``
-  waits (``caller_s``: from the call to its return, lock, purge and durable commit included);
+  waits (``caller_s``: from the call to its return, lock, purge and durable commit included); a
+  case's speedup divides the retrain timed nearest to it by its ``deepobliviate`` time;
 - the per-deletion noise floor: the exact replay of blocks d..B under another data-order seed;
 - test accuracy of every model, agreement of each with the exact retrain (the unchanged original's too);
 - for memorised users: the membership test of the original, the unlearned and the exact model
@@ -238,12 +239,20 @@ def trigger_of(users: list[list[int]], triggers, u: list[int]):
     return triggers[users.index(u)] if u in users else None
 
 
+def paired_retrain_s(rows: list[dict[str, Any]], i: int) -> float:
+    """The retrain timed nearest (in sequence) to case ``i``: the machine's speed drifts over minutes."""
+    timed = [(abs(j - i), r["retrain"]["caller_s"]) for j, r in enumerate(rows) if "retrain" in r]
+    return min(timed)[1]
+
+
 def summarize(rows: list[dict[str, Any]], retrain_s: list[float]) -> dict[str, Any]:
     med = statistics.median(retrain_s)
     out: dict[str, Any] = {"retrain_caller_s_median": med, "retrain_caller_s": retrain_s}
+    for i, r in enumerate(rows):
+        r["speedup_vs_retrain"] = paired_retrain_s(rows, i) / r["deepobliviate"]["caller_s"]
     for kind in sorted({r["kind"] for r in rows}):
         sel = [r for r in rows if r["kind"] == kind]
-        sp = [med / r["deepobliviate"]["caller_s"] for r in sel]
+        sp = [r["speedup_vs_retrain"] for r in sel]
         vs_exact = [r["deepobliviate"]["caller_s"] / r["exact"]["caller_s"] for r in sel]
         stitched = [r for r in sel if r["deepobliviate"]["outcome"] == "stitched"]
         margin = [100 * (r["agreement_with_exact"]["deepobliviate"] - r["agreement_with_exact"]["floor"])
@@ -331,5 +340,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+
+def render(paths: list[str]) -> str:
+    """Markdown rows per (file, seed, case kind) from result files (``--render``)."""
+    lines = ["| file | seed | case | n | median speedup vs retrain [min-max] | max time / exact | stitched | "
+             "median blocks | agreement with exact: original / unlearned | median margin over floor (worst), pts | "
+             "max acc below exact, pts | membership: original / unlearned / exact |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        for run in data["runs"]:
+            summary = summarize(run["cases"], [c["retrain"]["caller_s"] for c in run["cases"] if "retrain" in c])
+            for kind, s in summary.items():
+                if not isinstance(s, dict):
+                    continue
+                margin = (f"{s['median_margin_over_floor_pts']:+.2f} ({s['worst_margin_pts']:+.2f})"
+                          if "median_margin_over_floor_pts" in s else "-")
+                mem = "-"
+                if "membership" in s:
+                    def count(m: str) -> str:
+                        return f"{sum(v == 'not detected' for v in s['membership'][m])}/{len(s['membership'][m])}"
+                    mem = f"pass {count('original')} / {count('deepobliviate')} / {count('exact')}"
+                lines.append(
+                    f"| {Path(path).name} | {run['seed']} | {kind} | {s['cases']} | {s['median_speedup_vs_retrain']:.1f}x "
+                    f"[{s['min_speedup']:.1f}-{s['max_speedup']:.1f}] | {s['max_time_vs_exact']:.2f} | "
+                    f"{s['stitched']}/{s['cases']} | {s['median_blocks_retrained']} | "
+                    f"{100 * s['median_agreement_original']:.2f} / {100 * s['median_agreement_unlearned']:.2f} | "
+                    f"{margin} | {s['max_acc_below_exact_pts']:.2f} | {mem} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    if len(sys.argv) > 2 and sys.argv[1] == "--render":
+        print(render(sys.argv[2:]))
+    else:
+        sys.exit(main())

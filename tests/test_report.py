@@ -117,7 +117,7 @@ def test_report_renders_in_chromium(reported):
     for needle in ("Robust accuracy against epsilon", "Worst case per input", "Membership ROC (log scale)",
                    "Oracle cloud", "Per-example p-values", "MI-Face reconstructions", "Extraction fidelity",
                    "Poisoning and backdoors", "Residual memory, request 1", "new_field_from_a_later_version",
-                   "future_key", "No plan recorded"):
+                   "future_key", "Plan"):
         assert needle in html, needle
     probe = reported["root"] / "probe.html"
     probe.write_text(html.replace("</body>", PROBE + "</body>"))

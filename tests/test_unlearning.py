@@ -163,7 +163,7 @@ def test_late_deletion_stitches_and_records_residuals(tiny_run):
 
 def test_min_affected_forces_more_blocks(tiny_run):
     u = [int(tiny_run.block_ids(2)[0])]
-    opts = ForgetOptions(bounds=Bounds(min_affected=2))
+    opts = ForgetOptions(bounds=Bounds(min_affected=2), memorised_gap=float("inf"))
     result = forget(tiny_run, u, options=opts)
     assert result.t >= 4
     assert result.decisions[0]["stop"] is False
@@ -212,7 +212,7 @@ def test_guard_refuses_the_stitch_of_a_diverged_original(tiny_run):
     _break_final_block(tiny_run)
     chance = float(torch.bincount(tiny_run.validation.y).max()) / len(tiny_run.validation)
     assert tiny_run.evaluate(tiny_run.final_model(), "validation")[0] < chance + 0.15
-    result = forget(tiny_run, [int(tiny_run.block_ids(2)[0])])
+    result = forget(tiny_run, [int(tiny_run.block_ids(2)[0])], options=ForgetOptions(memorised_gap=float("inf")))
     assert result.guard and not any(g["passed"] for g in result.guard)
     assert any("retrained" in r or "chance" in r for g in result.guard for r in g["reasons"])
     assert result.outcome == "exact" and result.t == tiny_run.num_blocks
@@ -251,5 +251,5 @@ def test_unguarded_stitch_ships_at_the_deleted_block(tiny_run):
     from obliviate.unlearning import StitchGuard
 
     u = [int(tiny_run.block_ids(2)[0])]
-    result = forget(tiny_run, u, options=ForgetOptions(guard=StitchGuard(enabled=False)))
+    result = forget(tiny_run, u, options=ForgetOptions(guard=StitchGuard(enabled=False), memorised_gap=float("inf")))
     assert result.outcome == "stitched" and result.t == 2 and result.summary == "stitched after 1 of 4 blocks"

@@ -77,8 +77,14 @@ def test_missing_checkpoint_and_bad_forms_exit_2(tmp_path, capsys):
 
 
 def test_run_form_needs_the_run_api(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "obliviate.api", None)  # as if the run API were not installed
+    from obliviate.training import RunConfig, train_run
+
     rc, err = _err(capsys, ["audit", str(tmp_path), "--dataset", "digits", "--attacks", "fgsm"])
+    assert rc == 2 and "is not an obliviate run" in err  # a folder that is no run is refused first
+    run = train_run(RunConfig.from_dict({"data": {"name": "digits"}, "training": {"blocks": 2, "epochs_per_block": 1}}),
+                    tmp_path / "run")
+    monkeypatch.setitem(sys.modules, "obliviate.api", None)  # as if the run API were not installed
+    rc, err = _err(capsys, ["audit", str(run.path), "--dataset", "digits", "--attacks", "fgsm"])
     assert rc == 2 and "auditing a run needs the run API" in err
 
 
@@ -92,6 +98,7 @@ def test_run_form_audits_the_runs_models_side_by_side(digits_cnn, digits_softmax
         return {"current": digits_cnn, "exact": digits_softmax}
 
     monkeypatch.setattr(obliviate.api, "load_models_for_audit", fake_loader, raising=False)
+    monkeypatch.setattr("obliviate.cli._common.require_complete", lambda *a, **k: None)
     rc = main(["audit", "some/run", "--dataset", "digits", "--attacks", "fgsm", "--max-samples", "16", "--json"])
     assert rc == 0 and seen == ["some/run"]
     out = json.loads(capsys.readouterr().out)

@@ -77,12 +77,12 @@ def test_verification_verdict_goes_into_the_receipt(service_run_master, tmp_path
     ledger = Ledger(tmp_path / "ledger.sqlite")
     key = Ed25519PrivateKey.generate()
     rid = _submit(ledger, "k1", [int(run.block_ids(4)[0])])
-    sched = Scheduler(run, ledger, SchedulerSettings(window_s=0.0, verify=True, verify_oracles=2), key)
+    sched = Scheduler(run, ledger, SchedulerSettings(window_s=0.0, verify=True, verify_oracles=4), key)
     assert sched.step()
     row = ledger.get(rid)
     assert [h["status"] for h in row["history"]] == ["pending", "scheduled", "unlearning", "verifying", "completed"]
     v = verify_receipt(bytes(row["receipt"]), key.public_key())["verification"]
-    assert v["enabled"] and v["verdict"] in ("pass", "fail") and set(v["checks"]) == {"canary", "distance", "membership"}
+    assert v["enabled"] and v["verdict"] in ("pass", "fail", "inconclusive") and v["forgotten"] and v["faithful"]
 
 
 @pytest.mark.slow

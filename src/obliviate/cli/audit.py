@@ -136,7 +136,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..audit.sweep import parse_eps, run_sweep
 
-    eps = parse_eps(args.eps) if args.eps is not None else None
+    try:
+        eps = parse_eps(args.eps) if args.eps is not None else None
+    except ConfigError as exc:
+        raise ConfigError(f"--eps: {exc}") from None
     queries = _parse_queries(args.queries) if args.queries is not None else None
     sweeping = bool(args.per_sample) or (eps is not None and len(eps) > 1) or queries is not None
     if not 1 <= args.max_samples <= 1_000_000:
@@ -158,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     # build (and so validate) every attack before loading anything
     specs = args.attacks or (list(SWEEP_ATTACKS) if sweeping else attack_names())
     attacks = [parse_attack_spec(spec, **defaults) for spec in split_attack_specs(specs)]
+    if args.run and (args.model or args.checkpoint):
+        raise UsageError("give either RUN or --model NAME --checkpoint FILE, not both")
     if args.run:
         require_complete(args.run, "audit", wait=30.0)
     if eps is not None and len(eps) > 1:  # every swept epsilon must suit every attack it goes to

@@ -44,9 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training import open_run
+    from ..training import open_run, read_id_file
     from ..unlearning import Bounds, ForgetOptions, StitchGuard, make_stopping_rule
 
+    for path in args.ids or []:  # a malformed ids file is named before anything else
+        read_id_file(path)
     require_complete(args.run, "forget", args.wait)
     options = ForgetOptions(rule=make_stopping_rule(args.rule),
                             bounds=Bounds(args.min_affected, args.max_affected),

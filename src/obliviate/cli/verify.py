@@ -15,16 +15,19 @@ import argparse
 from typing import Any
 
 from ..verify.settings import ORACLES_DEFAULT, ORACLES_MAX, ORACLES_MIN
-from ._common import emit_json, format_table, require_complete, wait_seconds
+from ._common import emit_json, format_table, int_in, require_complete, wait_seconds
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="verify that a forget request's data is gone and the model still faithful",
-                       description=__doc__.split("\n\n")[0] if __doc__ else None)
+                       description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None)
     p.add_argument("run", help="run store folder")
     p.add_argument("--request", type=int, default=None, metavar="ID",
                    help="request id to verify (default: the latest; `obliviate inspect RUN` lists them)")
-    p.add_argument("--oracles", type=int, default=ORACLES_DEFAULT, metavar="N",
+    p.add_argument("--oracles", type=int_in(ORACLES_MIN, ORACLES_MAX, f"fewer than {ORACLES_MIN} oracles cannot show "
+                                              f"anything (the verdict would always be FAIL or inconclusive), more "
+                                              f"than {ORACLES_MAX} cost without sharpening the test"),
+                   default=ORACLES_DEFAULT, metavar="N",
                    help=f"replays without the deleted samples under other data orders (default {ORACLES_DEFAULT}, "
                         f"{ORACLES_MIN}..{ORACLES_MAX}; 16 gives a sharper test); cached and reused")
     p.add_argument("--alpha", type=float, default=0.01, help="level of the forgotten test (default 0.01)")

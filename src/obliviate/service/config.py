@@ -53,8 +53,8 @@ class SchedulerSettings:
             raise ConfigError(f"scheduler.max_batch must be an integer >= 1, got {self.max_batch!r}")
         if self.method not in methods():
             raise ConfigError(f"scheduler.method {self.method!r} is unknown; choose one of {', '.join(methods())}")
-        if self.verify_oracles < 2:
-            raise ConfigError("scheduler.verify_oracles must be >= 2")
+        if not 4 <= self.verify_oracles <= 128:
+            raise ConfigError("scheduler.verify_oracles must be an int in [4, 128] (obliviate.verify's range)")
 
 
 @dataclass(frozen=True)

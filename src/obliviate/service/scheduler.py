@@ -231,7 +231,8 @@ class Scheduler(threading.Thread):
         report = verify_request(self.run_, store_ids[-1], oracles=self.settings.verify_oracles, wait=120.0)
         return _finite({"enabled": True, "store_request_id": store_ids[-1], "verdict": report.verdict,
                         "reasons": list(report.reasons),
-                        "checks": {k: c.to_dict().get("passed") for k, c in report.checks.items()}})
+                        "forgotten": report.forgotten.get("verdict"), "faithful": report.faithful.get("verdict"),
+                        "faithful_p_value": report.faithful.get("p_value")})
 
     def _receipt(self, row: dict[str, Any], app: dict[str, Any], batch: dict[str, Any], after: dict[str, str],
                  verification: dict[str, Any], now: float) -> dict[str, Any]:

@@ -41,6 +41,8 @@ class BackgroundWriter:
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
+            if isinstance(self._error, OSError):  # full disk, read-only store: the CLI names the cause and fix
+                raise self._error
             raise StoreError(f"writing the run store failed: {self._error}") from self._error
 
     def submit(self, job: Callable[[], None]) -> None:

@@ -59,6 +59,7 @@ from .stopping import Bounds, StoppingRule, make_stopping_rule
 log = logging.getLogger(__name__)
 
 METHODS = ("deepobliviate", "exact", "retrain")
+MIN_DAMPING = 0.5  # below this, a damped stitch is mostly the stored model: not a deletion
 
 
 def methods() -> list[str]:
@@ -290,6 +291,11 @@ class _Request:
                 raise RuntimeError("internal error: the stored final state was not loaded")
             t_attempt = time.perf_counter()
             attempt = self._candidate(k, new_prev, old_prev, old_final, u_data)
+            if attempt is None:
+                plan.notes.append(f"after block {k}: the damped stitch would keep most of U's memory "
+                                  f"(a < {MIN_DAMPING}); retraining on")
+                next_t = k + 1
+                continue
             self.pending.add_stitch(k, new_prev, old_prev, attempt.damping, attempt.state)
             verdict, val = self._guard(attempt, model)
             cost = time.perf_counter() - t_attempt
@@ -310,7 +316,7 @@ class _Request:
         return new_prev, None, {"predicted": logits.argmax(1), "margin": margins(logits), "screened": 0,
                                 "accuracy": acc, "loss": loss}
 
-    def _candidate(self, t: int, new_t: State, old_t: State, old_final: State, u_data: Any) -> _Attempt:
+    def _candidate(self, t: int, new_t: State, old_t: State, old_final: State, u_data: Any) -> _Attempt | None:
         """The stitch after block ``t``, damped for memorised users (``damping.py``)."""
         opts = self.opts
         a = 1.0
@@ -324,6 +330,10 @@ class _Request:
                 return median_loss(self._model(stitch(old_final, new_t, old_t, a_)), u_data.x, u_data.y)
 
             a = solve_damping(loss_at, target=target)
+            if a < MIN_DAMPING:  # the match would keep most of the stored model's memory of U: replay on
+                self.memorised.update({"target_loss": target, "damping": a, "refused": f"damping {a:.2f} < "
+                                                                                       f"{MIN_DAMPING}"})
+                return None
             self.memorised.update({"target_loss": target, "damping": a, "stitched_loss": loss_at(a),
                                    "plain_stitch_loss": loss_at(1.0), "stored_loss": loss_at(0.0)})
         return _Attempt(t, stitch(old_final, new_t, old_t, a), a, old_t)

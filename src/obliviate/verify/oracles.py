@@ -51,8 +51,8 @@ from torch import nn
 from .._logging import progress
 from ..errors import ConfigError, RequestError
 from ..store import atomic_write_bytes, file_lock, sha256_bytes, tensors_from_bytes, tensors_to_bytes
-from ..training.block import make_optimizer, train_block
-from ..training.chain import State, add, clone_state, load_state, optimizer_state_after, state_after, subtract
+from ..training.block import make_optimizer
+from ..training.chain import State, advance, load_state, optimizer_state_after, state_after
 from ..training.run import Run
 
 __all__ = ["ORACLE_SEED_OFFSET", "OracleBank", "Oracles", "cached_exact_state", "find_request", "oracle_seed",
@@ -268,10 +268,9 @@ class OracleBank:
         B = run.num_blocks
         after_t = None
         for k in range(self.d, B + 1):
-            pos = run.train.positions(torch.from_numpy(run.block_ids(k)))
-            train_block(model, optimizer, run.train.x[pos], run.train.y[pos], block=k, num_blocks=B, cfg=cfg)
-            prev = add(prev, subtract(clone_state(model), prev))
-            load_state(model, prev)
+            data = run.block_data(k)  # the engine's minibatch rule: recorded slots, deleted ones left out
+            _, prev, _ = advance(model, optimizer, prev, run.train.x[data.positions], run.train.y[data.positions],
+                                 block=k, num_blocks=B, cfg=cfg, slots=data.slots, num_slots=data.num_slots)
             if self.t is not None and k == self.t:
                 after_t = {n: v.clone() for n, v in prev.items()}
         self.trained_total += 1

@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from ..errors import RequestError
-from ..training.block import make_optimizer, train_block
-from ..training.chain import State, add, clone_state, load_state, optimizer_state_after, state_after, subtract
+from ..training.block import make_optimizer
+from ..training.chain import State, advance, load_state, optimizer_state_after, state_after
 from ..training.run import Run
 from .oracles import _torch_threads
 from .settings import VerifySettings
@@ -108,11 +108,23 @@ def _replay(run: Run, d: int, start: tuple[State, dict[str, Any]], members: list
     optimizer.load_state_dict(copy.deepcopy(start[1]))
     B = run.num_blocks
     for k in range(d, B + 1):
-        pos = run.train.positions(torch.from_numpy(members[k - d]))
-        train_block(model, optimizer, run.train.x[pos], run.train.y[pos], block=k, num_blocks=B, cfg=cfg)
-        prev = add(prev, subtract(clone_state(model), prev))
-        load_state(model, prev)
+        ids = np.ascontiguousarray(members[k - d], dtype=np.int64)
+        pos = run.train.positions(torch.from_numpy(ids))
+        slots, num_slots = _slots(run.recorded_block_ids(k), ids)
+        _, prev, _ = advance(model, optimizer, prev, run.train.x[pos], run.train.y[pos], block=k, num_blocks=B,
+                             cfg=cfg, slots=slots, num_slots=num_slots)
     return prev
+
+
+def _slots(recorded: np.ndarray, ids: np.ndarray) -> tuple[torch.Tensor | None, int | None]:
+    """The recorded minibatch slots of ``ids`` (the engine's rule, ``train_block``), or None when the
+    block is trained as recorded (or ids outside the recorded layout, in runs written before it)."""
+    if len(ids) == len(recorded) and np.array_equal(ids, recorded):
+        return None, None
+    where = np.searchsorted(recorded, ids)
+    if len(ids) and (where.max() >= len(recorded) or not np.array_equal(recorded[where], ids)):
+        return None, None
+    return torch.from_numpy(where.astype(np.int64)), len(recorded)
 
 
 def replay_original(run: Run, where: dict[int, int], start: tuple[State, dict[str, Any]] | None = None) -> State:
