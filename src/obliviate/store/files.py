@@ -36,11 +36,7 @@ def sha256_chunks(chunks: Sequence[bytes | memoryview]) -> str:
 
 
 def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync_path(path)
 
 
 def atomic_write_bytes(path: Path, data: bytes | memoryview, *, durable: bool = True, sync_dir: bool = True) -> None:
