@@ -21,14 +21,14 @@ must fail every one of them on users the original memorises. Shared by the tests
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..training.block import make_optimizer, train_block
+from ..training.block import make_optimizer
+from ..training.chain import advance
 from ..training.chain import State, clone_state, load_state, optimizer_state_after, state_after
 from ..training.run import Run
 
@@ -113,11 +113,11 @@ def retrain_block_no_stitch(run: Run, ids: Sequence[int], original: State, seed:
     cfg = run.config.training
     opt = make_optimizer(model, cfg)
     opt.load_state_dict(copy.deepcopy(optimizer_state_after(run.store, d - 1)))
-    members = np.array([i for i in run.block_ids(d) if int(i) not in u], dtype=np.int64)
-    pos = run.train.positions(torch.from_numpy(members))
-    train_block(model, opt, run.train.x[pos], run.train.y[pos], block=d, num_blocks=run.num_blocks,
-                cfg=dataclasses.replace(cfg))
-    return clone_state(model)
+    data = run.block_data(d, u)  # the engine's minibatch rule (recorded slots, U left out)
+    _, state, _ = advance(model, opt, state_after(run.store, d - 1), run.train.x[data.positions],
+                          run.train.y[data.positions], block=d, num_blocks=run.num_blocks, cfg=cfg,
+                          slots=data.slots, num_slots=data.num_slots)
+    return state
 
 
 def relabel_finetune(run: Run, ids: Sequence[int], original: State, seed: int) -> State:
