@@ -15,7 +15,6 @@ fine-tuned fakes against N oracles (``--challenge N``; 0 skips it), with its wal
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from obliviate.training import RunConfig, train_run
-from obliviate.training.chain import State, add, state_after, subtract
+from obliviate.training.chain import State, state_after
 from obliviate.unlearning import forget
 from obliviate.unlearning.engine import ForgetOptions
 from obliviate.verify.candidate import gather_evidence, judge
@@ -95,20 +94,9 @@ def stitch_replica(run, d: int, ids, seed: int, start) -> State:
 
 def _replay_prefix(run, d: int, start, members, seed: int) -> State:
     """Block ``d`` alone replayed from ``start`` with data-order seed ``seed`` (the engine's chain step)."""
-    import copy
+    from obliviate.verify.replays import _replay
 
-    from obliviate.training.block import make_optimizer, train_block
-    from obliviate.training.chain import clone_state, load_state
-
-    cfg = dataclasses.replace(run.config.training, seed=int(seed))
-    model = run.build_model()
-    prev = {k: v.clone() for k, v in start[0].items()}
-    load_state(model, prev)
-    opt = make_optimizer(model, cfg)
-    opt.load_state_dict(copy.deepcopy(start[1]))
-    pos = run.train.positions(torch.from_numpy(members[0]))
-    train_block(model, opt, run.train.x[pos], run.train.y[pos], block=d, num_blocks=run.num_blocks, cfg=cfg)
-    return add(prev, subtract(clone_state(model), prev))
+    return _replay(run, d, start, members, seed, last=d)
 
 
 def challenge_part(run, ids, n: int) -> dict:

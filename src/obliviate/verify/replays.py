@@ -99,7 +99,9 @@ def u_blocks(run: Run, ids: Sequence[int], *, block: int | None = None) -> tuple
     return {i: where[i] for i in ids}, True
 
 
-def _replay(run: Run, d: int, start: tuple[State, dict[str, Any]], members: list[np.ndarray], seed: int) -> State:
+def _replay(run: Run, d: int, start: tuple[State, dict[str, Any]], members: list[np.ndarray], seed: int,
+            last: int | None = None) -> State:
+    """Blocks ``d..last`` (default: the last block) replayed from ``start`` with data-order ``seed``."""
     cfg = dataclasses.replace(run.config.training, seed=int(seed))
     model = run.build_model()
     prev = {k: v.clone() for k, v in start[0].items()}
@@ -107,7 +109,7 @@ def _replay(run: Run, d: int, start: tuple[State, dict[str, Any]], members: list
     optimizer = make_optimizer(model, cfg)
     optimizer.load_state_dict(copy.deepcopy(start[1]))
     B = run.num_blocks
-    for k in range(d, B + 1):
+    for k in range(d, (B if last is None else last) + 1):
         ids = np.ascontiguousarray(members[k - d], dtype=np.int64)
         pos = run.train.positions(torch.from_numpy(ids))
         slots, num_slots = _slots(run.recorded_block_ids(k), ids)
