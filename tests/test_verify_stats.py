@@ -116,6 +116,37 @@ def test_faithful_retained_fit_catches_a_model_that_did_not_learn_later_blocks()
     assert r.verdict == "no" and r.p_retained < 1e-3 and "retained" in r.reasons[0]
 
 
+def test_faithful_later_blocks_fit_catches_a_model_missing_the_later_training():
+    """The later blocks' samples the shared start fits worst: every oracle trained on them (confident), a model
+    returned without the later blocks did not. Rejected through ``p_later`` alone, with its own reason."""
+    rng = np.random.default_rng(10)
+    labels, preds, oracles = _labels_and_preds(rng)
+    later_oracles = 3.0 + 0.5 * rng.normal(size=(8, 1)) + 1.0 * rng.normal(size=(8, 16))
+    cand = oracles[0]
+    ok = faithful_test(cand, oracles[1:], labels, later_phi=later_oracles[0], oracle_later_phi=later_oracles[1:])
+    assert ok.verdict == "yes" and ok.p_later > 0.05 and ok.p_retained is None
+    missing = -4.0 + 1.0 * rng.normal(size=16)  # never trained on them: misfit, as the start was
+    r = faithful_test(cand, oracles[1:], labels, later_phi=missing, oracle_later_phi=later_oracles[1:])
+    assert r.verdict == "no" and r.p_later < 1e-4 and r.p_accuracy > 0.01
+    assert "later blocks" in r.reasons[0]
+
+
+def test_faithful_test_with_every_statistic_is_calibrated_on_exchangeable_models():
+    """200 simulated deletions, the candidate one more oracle on every statistic (test predictions, a
+    retained sample, the later blocks' samples): rejections at alpha = 0.01 stay rare (a loose bound, the
+    Gaussian null is approximate; Bonferroni over four statistics makes it conservative)."""
+    rng = np.random.default_rng(11)
+    rejected = 0
+    for _ in range(200):
+        labels, preds, models = _labels_and_preds(rng, n=300, models=9)
+        retained = 6.0 + 0.3 * rng.normal(size=(9, 1)) + 0.5 * rng.normal(size=(9, 40))
+        later = 2.0 + 0.8 * rng.normal(size=(9, 1)) + 1.5 * rng.normal(size=(9, 16))
+        r = faithful_test(models[0], models[1:], labels, retained_phi=retained[0], oracle_retained_phi=retained[1:],
+                          later_phi=later[0], oracle_later_phi=later[1:])
+        rejected += r.verdict == "no"
+    assert rejected <= 8  # 4%; expected at most 1%
+
+
 def _report(forgotten, faithful):
     return VerificationReport("run", [1, 2], "given", forgotten=forgotten, faithful=faithful,
                               roc={"fpr": [0.0, 1.0], "tpr": [0.0, 1.0], "auc": 0.5}, per_example=[],

@@ -163,3 +163,41 @@ def test_a_genuine_deletion_just_below_the_worst_oracle_is_forgotten_with_a_fide
     assert report.forgotten["verdict"] == "yes" and "forgotten" not in report.failed
     assert 0.0 <= report.faithful["p_value"] <= 1.0
     assert report.verdict == ("pass" if report.faithful["verdict"] == "yes" else "fail")
+
+
+def test_later_sample_is_what_the_shared_start_fits_worst_in_the_later_blocks(mem_run, last_block_user):
+    """For a user in block 4 of 5: the later-blocks statistic uses retained samples of block 5 only, never U,
+    the ones the stored state after block 3 (every oracle's start) fits worst; none when d = B."""
+    from obliviate.verify.candidate import LATER_MAX, _later_sample
+    from obliviate.verify.membership import model_confidences
+
+    user = next(u for u in mem_run.memorised_users() if mem_run.block_of()[u[0]] == 4)
+    oracle_set = train_oracle_set(mem_run, user, VerifySettings(oracles=4))
+    later = _later_sample(mem_run, oracle_set)
+    pool = [int(i) for i in mem_run.block_ids(5)]
+    chosen = later.ids.tolist()
+    assert len(chosen) == min(LATER_MAX, len(pool)) and set(chosen) <= set(pool) and not set(chosen) & set(user)
+    start = as_model(mem_run, state_after(mem_run.store, 3))
+    phi = dict(zip(pool, model_confidences(start, mem_run.train.select(torch.tensor(pool))).phi.tolist()))
+    assert max(phi[i] for i in chosen) <= min(phi[i] for i in pool if i not in chosen)
+    _, last_set, ev = last_block_user
+    assert _later_sample(mem_run, last_set) is None and ev.later is None and ev.oracle_phi_l is None
+
+
+class _Diverged(torch.nn.Module):
+    """A candidate whose every output is NaN (gradient ascent run too far)."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+
+    def forward(self, x):
+        return self.base(x) * float("nan")
+
+
+def test_a_diverged_candidate_fails_with_a_readable_report(mem_run, last_block_user):
+    user, oracle_set, ev = last_block_user
+    report = judge(mem_run, ev, _Diverged(as_model(mem_run, oracle_set.exact)).eval(), SETTINGS)
+    assert report.verdict == "fail" and report.failed == ["forgotten", "faithful"]
+    assert any("non-finite" in r for r in report.forgotten["reasons"])
+    json.dumps(report.to_dict(), allow_nan=False)  # every figure finite

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..data.base import IndexedDataset
 from ..errors import ConfigError
-from ..training.chain import State
+from ..training.chain import State, state_after
 from ..training.run import Run, open_run
 from .canary import canary_verdict
 from .faithful import faithful_test
@@ -39,6 +39,8 @@ __all__ = ["Evidence", "gather_evidence", "judge", "verify_candidate"]
 
 HELDOUT_MAX = 1000
 RETAINED_MAX = 500
+LATER_MAX = 16  # chosen on digits (8, 16, 32 tried on three block-9 users): docs/verification.md
+PHI_CAP = 1e6  # a non-finite output (a diverged model) is read as this much (no) confidence
 
 
 @dataclass
@@ -60,6 +62,9 @@ class Evidence:
     canary_oracles: list[tuple[int, int]]
     original_pred_test: np.ndarray | None = None
     original_phi_r: np.ndarray | None = None
+    later: IndexedDataset | None = None  # blocks d+1..B, the samples the shared start fits worst (None: d = B)
+    oracle_phi_l: np.ndarray | None = None
+    original_phi_l: np.ndarray | None = None
 
 
 def _retained_sample(run: Run, oracle_set: OracleSet) -> IndexedDataset:
@@ -74,12 +79,38 @@ def _retained_sample(run: Run, oracle_set: OracleSet) -> IndexedDataset:
     return run.train.select(torch.from_numpy(ids))
 
 
+def _later_sample(run: Run, oracle_set: OracleSet) -> IndexedDataset | None:
+    """The ``LATER_MAX`` retained samples of blocks ``d+1..B`` that the shared start (the stored state after
+    block ``d - 1``, where every oracle begins) fits worst: only training on those blocks fits them. None
+    when ``d = B``. Chosen from the start and the data alone, never from a replay."""
+    if oracle_set.d >= run.num_blocks:
+        return None
+    u = set(oracle_set.ids)
+    ids = np.array([i for k in range(oracle_set.d + 1, run.num_blocks + 1) for i in run.block_ids(k)
+                    if int(i) not in u], dtype=np.int64)
+    pool = run.train.select(torch.from_numpy(ids))
+    start = as_model(run, state_after(run.store, oracle_set.d - 1))
+    phi = _finite(model_confidences(start, pool).phi)
+    worst = np.sort(ids[np.argsort(phi, kind="stable")[:LATER_MAX]])
+    return run.train.select(torch.from_numpy(worst))
+
+
+def _finite(phi: np.ndarray) -> np.ndarray:
+    """``phi`` with NaN read as ``-PHI_CAP`` (no confidence in the true label) and infinities capped."""
+    return np.nan_to_num(np.asarray(phi, dtype=np.float64), nan=-PHI_CAP, posinf=PHI_CAP, neginf=-PHI_CAP)
+
+
+def _phi(model: nn.Module, data: IndexedDataset | None) -> np.ndarray | None:
+    return None if data is None else _finite(model_confidences(model, data).phi)
+
+
 def gather_evidence(run: Run, oracle_set: OracleSet, settings: VerifySettings | None = None) -> Evidence:
     settings = settings or VerifySettings()
     forget = run.train.select(torch.tensor(oracle_set.ids, dtype=torch.int64))
     heldout = run.test.take(torch.arange(min(len(run.test), HELDOUT_MAX)))
     retained = _retained_sample(run, oracle_set)
     with _torch_threads(settings.threads):
+        later = _later_sample(run, oracle_set)
         models = [as_model(run, s) for s in oracle_set.states]
         outs_u = [model_confidences(m, forget) for m in models]
         original = as_model(run, oracle_set.original)
@@ -92,7 +123,9 @@ def gather_evidence(run: Run, oracle_set: OracleSet, settings: VerifySettings | 
             model_confidences(original, forget).phi, canary,
             run.canary_success(original) if canary else None,
             [run.canary_success(m) for m in models] if canary else [],
-            model_confidences(original, run.test).predictions, model_confidences(original, retained).phi)
+            model_confidences(original, run.test).predictions, model_confidences(original, retained).phi,
+            later, None if later is None else np.stack([_finite(model_confidences(m, later).phi) for m in models]),
+            _phi(original, later))
 
 
 def _clopper_pearson_upper(successes: int, trials: int, level: float = 0.95) -> float:
@@ -124,16 +157,23 @@ def judge(run: Run, ev: Evidence, candidate: nn.Module, settings: VerifySettings
     t0 = time.perf_counter()
     with _torch_threads(settings.threads):
         out_u = model_confidences(candidate, ev.forget)
-        phi_h = model_confidences(candidate, ev.heldout).phi
+        phi_u = _finite(out_u.phi)
+        phi_h = _finite(model_confidences(candidate, ev.heldout).phi)
         pred = model_confidences(candidate, run.test).predictions
-        phi_r = model_confidences(candidate, ev.retained).phi
+        phi_r = _phi(candidate, ev.retained)
+        phi_l = _phi(candidate, ev.later)
         canary = _canary(run, ev, candidate, settings)
-    ft = forgotten_test(out_u.phi, ev.oracle_phi_u, original_phi=ev.original_phi_u, alpha=settings.alpha)
+    bad = int(np.sum(~np.isfinite(out_u.logits)))
+    loss_u = np.nan_to_num(out_u.loss, nan=PHI_CAP, posinf=PHI_CAP)
+    ft = forgotten_test(phi_u, ev.oracle_phi_u, original_phi=ev.original_phi_u, alpha=settings.alpha)
     fid = faithful_test(pred, ev.oracle_pred_test, run.test.y.numpy(), alpha=settings.fidelity_alpha,
                         accuracy_tolerance=settings.accuracy_tolerance,
                         agreement_tolerance=settings.agreement_tolerance, retained_phi=phi_r,
-                        oracle_retained_phi=ev.oracle_phi_r)
+                        oracle_retained_phi=ev.oracle_phi_r, later_phi=phi_l, oracle_later_phi=ev.oracle_phi_l)
     verdict, reasons = ft.verdict, list(ft.reasons)
+    if bad:
+        reasons.append(f"the candidate's outputs on U hold {bad} non-finite logits (a diverged model): read as no "
+                       f"confidence in the true label")
     if canary["status"] == "fail":
         verdict = "no"
         reasons.append("canary: " + canary["reasons"][0])
@@ -150,14 +190,14 @@ def judge(run: Run, ev: Evidence, candidate: nn.Module, settings: VerifySettings
                     "oracle_loss_mean": float(ol), "direction": dr, "phi": float(f), "oracle_phi_mean": float(om),
                     "oracle_asinh_phi_sd": float(sd), "t": float(t), "original_phi": float(o)}
                    for i, p, ph, loss, ol, dr, f, om, sd, t, o in zip(
-                       ev.forget.ids.tolist(), ft.p_example, ft.p_example_holm, out_u.loss, ev.oracle_loss_u.mean(0),
-                       directions, out_u.phi, ev.oracle_phi_u.mean(0), ft.oracle_sd, ft.t, ev.original_phi_u)]
+                       ev.forget.ids.tolist(), ft.p_example, ft.p_example_holm,
+                       loss_u, ev.oracle_loss_u.mean(0), directions, phi_u, ev.oracle_phi_u.mean(0), ft.oracle_sd, ft.t, ev.original_phi_u)]
     forgotten = {"verdict": verdict, "direction": ft.direction, "reasons": reasons, "p_value": ft.candidate.p_value,
                  "alpha": settings.alpha, "has_power": ft.has_power,
                  "power_p_value": None if ft.original is None else ft.original.p_value,
                  "candidate": ft.candidate.to_dict(), "original": None if ft.original is None else ft.original.to_dict(),
                  "null": {"s1": ft.null[:, 0], "s2": ft.null[:, 1]},
-                 "loss_u": {"candidate": float(out_u.loss.mean()), "oracles": float(ev.oracle_loss_u.mean())},
+                 "loss_u": {"candidate": float(loss_u.mean()), "oracles": float(ev.oracle_loss_u.mean())},
                  "n_member": directions.count("member"), "n_over_forgotten": directions.count("over-forgotten"),
                  "canary_status": canary["status"]}
     faithful = fid.to_dict()
@@ -166,7 +206,8 @@ def judge(run: Run, ev: Evidence, candidate: nn.Module, settings: VerifySettings
         base = faithful_test(ev.original_pred_test, ev.oracle_pred_test, run.test.y.numpy(),
                              alpha=settings.fidelity_alpha, accuracy_tolerance=settings.accuracy_tolerance,
                              agreement_tolerance=settings.agreement_tolerance, retained_phi=ev.original_phi_r,
-                             oracle_retained_phi=ev.oracle_phi_r)
+                             oracle_retained_phi=ev.oracle_phi_r, later_phi=ev.original_phi_l,
+                             oracle_later_phi=ev.oracle_phi_l)
         faithful["original_p_value"] = base.p_value
         faithful["original"] = base.candidate
         if fid.verdict == "no" and base.verdict == "no":

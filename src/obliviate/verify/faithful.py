@@ -8,8 +8,16 @@ Statistics, each for the candidate and for every oracle:
 - retained fit (when given): on retained training samples of the blocks after ``d``, which every
   honest deletion still learnt, the candidate must be typical of the oracles: the forgotten test's
   user-level statistics (:func:`obliviate.verify.forgotten.user_test`, two-sided) on those samples.
-  It catches a model missing the later blocks' training (the deleted block retrained and returned
-  without the later updates), which accuracy and agreement alone do not.
+  It catches a model whose general fit of the later blocks is off.
+- later-blocks fit (when given): on the retained samples of blocks ``d+1..B`` that the shared start
+  (the stored state after block ``d - 1``, where every oracle begins) fits worst, the candidate's mean
+  ``asinh(phi)`` against the oracles' ``N`` means (predictive t-test, lower tail). Only training on
+  those blocks fits them, so a model missing the later blocks' training (the deleted block retrained
+  and returned without the later updates) is less confident on them than the oracles, where accuracy,
+  agreement and a random retained sample barely move (most samples generalise). One-sided: it asks
+  only "did the candidate learn what the later blocks taught"; the retained fit covers both directions.
+  The choice depends on the start and the data only, never on a replay's seed, so under H0 the
+  candidate is exchangeable with the oracles on it as on everything else.
 
 H0: "the candidate is no worse than one more oracle, up to a tolerance" (``accuracy_tolerance``,
 ``agreement_tolerance``: half a point by default, the yardstick of docs/deepobliviate.md). Each
@@ -17,7 +25,8 @@ statistic is tested as a new draw from the Gaussian fitted to the oracles' value
 ``N - 1`` degrees of freedom, lower tail, the candidate's value raised by the tolerance). The
 oracles' leave-one-out agreements share terms, which shrinks their spread by about
 ``(N - 2) / (N - 1)``; the spread is inflated back by that factor. Bonferroni over the statistics: the
-fidelity p-value is ``min(1, k min(p_accuracy, p_agreement, p_retained))``, rejected at ``fidelity_alpha``.
+fidelity p-value is ``min(1, k min(p_accuracy, p_agreement, p_retained, p_later))`` (``k`` the number of
+statistics given), rejected at ``fidelity_alpha``.
 
 This replaces "below the worst oracle", which fails one retrain in ``N + 1`` by construction and
 has no level. Also reported: the conformal rank p-values (exact under exchangeability, but never below
@@ -54,6 +63,7 @@ class FaithfulTest:
     p_accuracy: float
     p_agreement: float
     p_retained: float | None
+    p_later: float | None
     candidate: dict[str, float]
     oracles: list[dict[str, float]]
     rank_p_accuracy: float
@@ -76,12 +86,34 @@ def _lower_p(value: float, null: np.ndarray, floor_sd: float, inflate: float = 1
     return float(student.cdf(t, n - 1))
 
 
+def _fit_p(phi: np.ndarray | None, oracle_phi: np.ndarray | None) -> float | None:
+    """The forgotten test's user-level p-value of ``phi`` (m,) against the oracles' ``(N, m)``; None when absent."""
+    if phi is None or oracle_phi is None or not np.size(phi):
+        return None
+    from .forgotten import null_statistics, scale, user_test
+
+    ref = scale(oracle_phi)
+    return user_test(scale(phi).reshape(-1), ref, null_statistics(ref)).p_value
+
+
+def _learnt_p(phi: np.ndarray | None, oracle_phi: np.ndarray | None) -> float | None:
+    """Lower-tail p of the mean ``asinh(phi)`` (m,) as a new draw of the oracles' ``(N, m)`` means; None when absent."""
+    if phi is None or oracle_phi is None or not np.size(phi):
+        return None
+    from .forgotten import scale
+
+    means = scale(oracle_phi).mean(axis=1)
+    return _lower_p(float(scale(phi).mean()), means, 1e-6)
+
+
 def faithful_test(candidate_pred: np.ndarray, oracle_preds: np.ndarray, labels: np.ndarray, *,
                   alpha: float = 0.01, accuracy_tolerance: float = 0.005,
                   agreement_tolerance: float = 0.005, retained_phi: np.ndarray | None = None,
-                  oracle_retained_phi: np.ndarray | None = None) -> FaithfulTest:
+                  oracle_retained_phi: np.ndarray | None = None, later_phi: np.ndarray | None = None,
+                  oracle_later_phi: np.ndarray | None = None) -> FaithfulTest:
     """Test predicted labels ``candidate_pred`` (n,) against the oracles' ``(N, n)`` on a test set and,
-    when given, the confidence on retained samples (``retained_phi`` (m,), ``oracle_retained_phi`` (N, m))."""
+    when given, the confidence on retained samples (``retained_phi`` (m,), ``oracle_retained_phi`` (N, m))
+    and on the later blocks' samples the shared start fits worst (``later_phi``, ``oracle_later_phi``)."""
     c = np.asarray(candidate_pred).reshape(-1)
     o = np.asarray(oracle_preds)
     y = np.asarray(labels).reshape(-1)
@@ -99,14 +131,9 @@ def faithful_test(candidate_pred: np.ndarray, oracle_preds: np.ndarray, labels: 
     p_acc = _lower_p(acc_c + accuracy_tolerance, acc_o, floor_sd)
     p_agr = _lower_p(agree_c + agreement_tolerance, agree_o, floor_sd, (n_models - 1) / (n_models - 2))
     ps = [p_acc, p_agr]
-    p_ret = None
-    if retained_phi is not None and oracle_retained_phi is not None and np.size(retained_phi):
-        from .forgotten import null_statistics, scale, user_test
-
-        ref = scale(oracle_retained_phi)
-        fit = user_test(scale(retained_phi).reshape(-1), ref, null_statistics(ref))
-        p_ret = fit.p_value
-        ps.append(p_ret)
+    p_ret = _fit_p(retained_phi, oracle_retained_phi)
+    p_later = _learnt_p(later_phi, oracle_later_phi)
+    ps += [q for q in (p_ret, p_later) if q is not None]
     k = len(ps)
     p = float(min(1.0, k * min(ps)))
     rank_acc = float((1 + np.sum(acc_o <= acc_c)) / (n_models + 1))
@@ -121,6 +148,10 @@ def faithful_test(candidate_pred: np.ndarray, oracle_preds: np.ndarray, labels: 
     if p_ret is not None and k * p_ret <= alpha:
         what.append(f"on retained training samples the candidate is atypical of the oracles (p = {p_ret:.2g}): it "
                     f"did not learn what they learnt")
+    if p_later is not None and k * p_later <= alpha:
+        what.append(f"on the later blocks' samples that only their training fits, the candidate is less confident "
+                    f"than the oracles (p = {p_later:.2g}): it is missing the training of the blocks after the "
+                    f"deleted one")
     worst = {"accuracy": float(acc_o.min()), "agreement": float(agree_o.min())}
     if verdict == "no":
         reasons = [f"fidelity rejected (p = {p:.2g} <= {alpha}): " + "; ".join(what)
@@ -132,6 +163,6 @@ def faithful_test(candidate_pred: np.ndarray, oracle_preds: np.ndarray, labels: 
                    f"(oracles {acc_o.min():.4f}..{acc_o.max():.4f}), agreement {agree_c:.4f} (oracles "
                    f"{agree_o.min():.4f}..{agree_o.max():.4f}){below}"]
     return FaithfulTest(
-        verdict, p, p_acc, p_agr, p_ret, {"accuracy": acc_c, "agreement": agree_c},
+        verdict, p, p_acc, p_agr, p_ret, p_later, {"accuracy": acc_c, "agreement": agree_c},
         [{"accuracy": float(a), "agreement": float(g)} for a, g in zip(acc_o, agree_o)], rank_acc, rank_agr,
         {"accuracy": accuracy_tolerance, "agreement": agreement_tolerance}, alpha, worst, reasons)
