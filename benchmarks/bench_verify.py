@@ -1,11 +1,14 @@
 """Detection rate of fake deletions and false-failure rate of genuine ones, over memorised users; and the
 NeurIPS 2023 challenge's forget score with N models a side.
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_verify.py --users 24 --oracles 8 \
-        --out benchmarks/results/verify_digits.json
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_verify.py --users 24 --runs 4 --oracles 8 \
+        --challenge 32 --out benchmarks/results/verify_digits.json
+    PYTHONPATH=src OMP_NUM_THREADS=1 OBLIVIATE_DATA_DIR=/work/shared/data python benchmarks/bench_verify.py \
+        --dataset mnist --users 32 --runs 4 --block 97 --min-lr-ratio 0.3 --oracles 8 --challenge 32 \
+        --out benchmarks/results/verify_mnist.json
 
-Trains one run with ``--users`` memorised users (``[memorised]``: mislabelled samples, round-robin over
-the last two blocks), then per user: the oracle set (replays of blocks d..B without U), the genuine
+Trains ``--runs`` runs (seeds 0, 1, ...) with ``--users / --runs`` memorised users each (``[memorised]``:
+mislabelled samples, round-robin over blocks 9-10 on digits, ``--block``..100 on MNIST), then per user: the oracle set (replays of blocks d..B without U), the genuine
 deletions (the exact replay; ``forget(run, U)`` with the default method, not committed) and every fake of
 ``obliviate.verify.fakes``, each judged by the same evidence. Then, for the first user of the
 second-to-last block, the challenge score of N stitch replicas, N exact deletions under other seeds and N

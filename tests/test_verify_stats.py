@@ -120,7 +120,7 @@ def test_faithful_later_blocks_fit_catches_a_model_missing_the_later_training():
     """The later blocks' samples the shared start fits worst: every oracle trained on them (confident), a model
     returned without the later blocks did not. Rejected through ``p_later`` alone, with its own reason."""
     rng = np.random.default_rng(10)
-    labels, preds, oracles = _labels_and_preds(rng)
+    labels, _, oracles = _labels_and_preds(rng)
     later_oracles = 3.0 + 0.5 * rng.normal(size=(8, 1)) + 1.0 * rng.normal(size=(8, 16))
     cand = oracles[0]
     ok = faithful_test(cand, oracles[1:], labels, later_phi=later_oracles[0], oracle_later_phi=later_oracles[1:])
@@ -138,7 +138,7 @@ def test_faithful_test_with_every_statistic_is_calibrated_on_exchangeable_models
     rng = np.random.default_rng(11)
     rejected = 0
     for _ in range(200):
-        labels, preds, models = _labels_and_preds(rng, n=300, models=9)
+        labels, _, models = _labels_and_preds(rng, n=300, models=9)
         retained = 6.0 + 0.3 * rng.normal(size=(9, 1)) + 0.5 * rng.normal(size=(9, 40))
         later = 2.0 + 0.8 * rng.normal(size=(9, 1)) + 1.5 * rng.normal(size=(9, 16))
         r = faithful_test(models[0], models[1:], labels, retained_phi=retained[0], oracle_retained_phi=retained[1:],

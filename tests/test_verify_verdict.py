@@ -71,7 +71,7 @@ def test_every_fake_fails_on_a_memorised_user(mem_run, last_block_user, fake):
 
 def test_retraining_only_the_deleted_block_is_the_exact_deletion_in_the_last_block(mem_run, last_block_user):
     """In the last block the "retrain only block d, no stitch" fake *is* the exact deletion (nothing comes
-    after d): it must pass. (For d < B it is a fake the verifier does not always catch: docs/verification.md.)"""
+    after d): it must pass. (For d < B it is a fake, caught by the later-blocks fit: the next test.)"""
     user, oracle_set, ev = last_block_user
     state = make_fake("retrain_block_no_stitch", mem_run, user, state_after(mem_run.store, 5))
     # equal up to float rounding (the exact replay also goes through the chain's reconstruction)
@@ -196,8 +196,23 @@ class _Diverged(torch.nn.Module):
 
 
 def test_a_diverged_candidate_fails_with_a_readable_report(mem_run, last_block_user):
-    user, oracle_set, ev = last_block_user
+    _, oracle_set, ev = last_block_user
     report = judge(mem_run, ev, _Diverged(as_model(mem_run, oracle_set.exact)).eval(), SETTINGS)
     assert report.verdict == "fail" and report.failed == ["forgotten", "faithful"]
     assert any("non-finite" in r for r in report.forgotten["reasons"])
     json.dumps(report.to_dict(), allow_nan=False)  # every figure finite
+
+
+def test_retraining_only_the_deleted_block_before_the_last_fails_fidelity_through_the_later_blocks_fit(mem_run):
+    """A user in block 4 of 5: block 4 retrained without U and returned without block 5's training. It never saw
+    U (forgotten is not the question) but it is missing what block 5 taught, which the later-blocks fit sees
+    (measured p_later 3e-6 against a threshold of 0.0025) and the exact deletion passes (0.9)."""
+    user = next(u for u in mem_run.memorised_users() if mem_run.block_of()[u[0]] == 4)
+    oracle_set = train_oracle_set(mem_run, user, SETTINGS)
+    ev = gather_evidence(mem_run, oracle_set, SETTINGS)
+    fake = make_fake("retrain_block_no_stitch", mem_run, user, state_after(mem_run.store, 5))
+    report = judge(mem_run, ev, as_model(mem_run, fake), SETTINGS)
+    assert report.verdict == "fail" and "faithful" in report.failed
+    assert report.faithful["p_later"] < 2.5e-4 and any("later blocks" in r for r in report.faithful["reasons"])
+    exact = judge(mem_run, ev, as_model(mem_run, oracle_set.exact), SETTINGS)
+    assert exact.faithful["p_later"] > 0.0025 and exact.verdict == "pass"
