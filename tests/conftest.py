@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 
 import pytest
 import torch
@@ -9,6 +11,8 @@ import torch
 from obliviate.data.paths import DATA_DIR_ENV, dataset_dir
 
 torch.set_num_threads(1)  # determinism across the suite and fewer cores fighting on CI
+# the integrity hash cache (obliviate.store.hash_cache) of the suite's stores, not the user's ~/.cache
+os.environ["OBLIVIATE_CACHE_DIR"] = tempfile.mkdtemp(prefix="obliviate-test-cache-")
 
 
 @pytest.fixture(scope="session")

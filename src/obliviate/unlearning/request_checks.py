@@ -2,7 +2,7 @@
 
 - **Integrity**: every payload the manifest names (so everything the new chain keeps or replays from)
   matches its hash; a damaged store is refused listing the damaged payloads
-  (:func:`obliviate.store.integrity.require_intact`, hashes cached per process).
+  (:func:`obliviate.store.integrity.require_intact`; hashes known from the write or a first check are not recomputed).
 - **Size**: deleting more than ``max_share`` (default 50%) of the samples still in the run, or all of
   them, or every sample of a block, needs ``force=True`` (``--force``): the message says what the model
   will lose.
