@@ -17,7 +17,8 @@ import logging
 import math
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .._faults import crash_point
 from ..errors import ObliviateError
@@ -67,7 +68,8 @@ def predict_cost(run: Any, ids: list[int], method: str = "deepobliviate") -> flo
 
 
 def choose_plan(run: Any, requests: list[tuple[str, list[int]]], method: str,
-                cost: Callable[[Any, list[int], str], float] = predict_cost) -> tuple[str, list[list[str]], dict[str, float]]:
+                cost: Callable[[Any, list[int], str], float] = predict_cost,
+                ) -> tuple[str, list[list[str]], dict[str, float]]:
     """``(mode, groups of request ids, predicted seconds of both plans)``; coalesced on a tie."""
     union = sorted({i for _, ids in requests for i in ids})
     coalesced = cost(run, union, method)
@@ -207,7 +209,8 @@ class Scheduler(threading.Thread):
         for app in apps:
             for rid in app["request_ids"]:
                 if rid in done and app["result"] is not None:
-                    receipts[rid] = sign_receipt(self._receipt(rows[rid], app, batch, after, verification, now), self.key)
+                    receipt = self._receipt(rows[rid], app, batch, after, verification, now)
+                    receipts[rid] = sign_receipt(receipt, self.key)
         crash_point("service:receipts-signed")
         self.ledger.complete(receipts)
         self.ledger.close_batch(batch["id"])

@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..errors import IntegrityError
 from .run_store import RunStore, iter_refs

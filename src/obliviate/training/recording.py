@@ -202,7 +202,7 @@ def _train_blocks(run: Run, start: Start | None) -> None:
             wall = time.perf_counter() - t0
             opt_tensors, opt_meta = optimizer_payload(optimizer)
             snapshot = previous if (k % cfg.store.snapshot_every == 0 or k == B) else None
-            record = {"index": k, "size": int(len(pos)), "loss": loss, "wall_time_s": wall, "origin": "trained"}
+            record = {"index": k, "size": len(pos), "loss": loss, "wall_time_s": wall, "origin": "trained"}
             writer.submit(_block_job(store, record, update, opt_tensors, opt_meta, snapshot, pacing))
         loop = time.perf_counter() - t_start
         t_eval = time.perf_counter()
