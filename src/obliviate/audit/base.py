@@ -19,9 +19,10 @@ import abc
 import inspect
 import math
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -98,7 +99,7 @@ def check_finite(name: str, x: torch.Tensor) -> None:
     Traceback (most recent call last):
     ...
     obliviate.errors.ConfigError: x holds 1 NaN or infinite value(s) (first in sample 0); clean or drop those inputs first
-    """
+    """  # noqa: E501 (a doctest's expected one-line error)
     bad = ~torch.isfinite(x)
     if bool(bad.any()):
         first = int(bad.flatten(1).any(1).nonzero()[0]) if x.dim() > 1 else int(bad.nonzero()[0])
@@ -202,7 +203,7 @@ class AuditData:
     pool: IndexedDataset | None = None
 
     @classmethod
-    def coerce(cls, data: "AuditData | DatasetSplits | IndexedDataset") -> "AuditData":
+    def coerce(cls, data: AuditData | DatasetSplits | IndexedDataset) -> AuditData:
         if isinstance(data, AuditData):
             return data
         if isinstance(data, DatasetSplits):

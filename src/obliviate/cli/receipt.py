@@ -41,5 +41,6 @@ def verify(args: argparse.Namespace) -> int:
     else:
         print(f"receipt OK: request {receipt.get('request_id')}, {receipt.get('samples')} sample(s), "
               f"model {str(receipt.get('model_before', {}).get('state_sha256'))[:12]} -> "
-              f"{str(receipt.get('model_after', {}).get('state_sha256'))[:12]}, signed by key {receipt['signing_key_id']}")
+              f"{str(receipt.get('model_after', {}).get('state_sha256'))[:12]}, "
+              f"signed by key {receipt['signing_key_id']}")
     return 0

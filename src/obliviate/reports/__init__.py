@@ -14,8 +14,9 @@ obliviate.errors.StoreError: ... is not an obliviate run (no manifest.json); cre
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["build_report", "write_report"]
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import ConfigError, UsageError
 from . import figures
@@ -151,8 +152,10 @@ def request_sections(manifest: dict[str, Any]) -> list[dict[str, Any]]:
             "guard": table_of([g for g in guard_rows if isinstance(g, dict)]) if guard_rows else None,
             "guard_text": None if guard_rows or guard is None else scalar_text(guard),
             "plan": rows_of(plan) if isinstance(plan, dict) else None,
-            "decisions": table_of([d for d in decisions if isinstance(d, dict)]) if isinstance(decisions, list) else None,
-            "residuals": table_of([r for r in residuals if isinstance(r, dict)]) if isinstance(residuals, list) else None,
+            "decisions": (table_of([d for d in decisions if isinstance(d, dict)])
+                          if isinstance(decisions, list) else None),
+            "residuals": (table_of([r for r in residuals if isinstance(r, dict)])
+                          if isinstance(residuals, list) else None),
         })
     return out
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import base64
 import io
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 DPI = 96
 COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -326,7 +327,7 @@ def _image(arr: Any) -> Any:
     if a.ndim == 3 and a.shape[0] in (1, 3):
         a = a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
     elif a.ndim == 1:
-        side = int(math.isqrt(a.size))
+        side = math.isqrt(a.size)
         a = a.reshape(side, side) if side * side == a.size else a.reshape(1, -1)
     lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
     return (a - lo) / (hi - lo) if hi > lo and (lo < 0 or hi > 1) else a

@@ -22,8 +22,9 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import UsageError
 
@@ -74,7 +75,7 @@ class Ledger:
         with self._lock:
             self._db.close()
 
-    def _tx(self) -> "_Tx":
+    def _tx(self) -> _Tx:
         return _Tx(self)
 
     # -- submission ------------------------------------------------------------------------------
@@ -102,7 +103,7 @@ class Ledger:
                         except IdempotencyConflict as exc:
                             outcomes.append(exc)
                     self._db.execute("COMMIT")
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - rolled back, then handed to every waiting caller
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
                     outcomes = [exc] * len(todo)
@@ -117,7 +118,7 @@ class Ledger:
         return item.result
 
     @staticmethod
-    def _insert(db: sqlite3.Connection, it: "_Submission") -> tuple[str, bool]:
+    def _insert(db: sqlite3.Connection, it: _Submission) -> tuple[str, bool]:
         row = db.execute("SELECT id, body_sha256 FROM requests WHERE idempotency_key=?",
                          (it.idempotency_key,)).fetchone()
         if row is not None:

@@ -33,7 +33,8 @@ for _torch_name, _st_name in (("float8_e4m3fn", "F8_E4M3"), ("float8_e5m2", "F8_
         _DTYPES[getattr(torch, _torch_name)] = _st_name
 
 
-def encode_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> list[memoryview | bytes]:
+def encode_tensors(tensors: dict[str, torch.Tensor],
+                   metadata: dict[str, str] | None = None) -> list[memoryview | bytes]:
     """The safetensors file for ``tensors`` as chunks: ``[header, data of each tensor...]``.
 
     Deterministic: tensors ordered by decreasing element size then name (every tensor stays aligned),

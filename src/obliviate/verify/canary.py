@@ -24,8 +24,9 @@ verdict says "inconclusive" rather than "pass" when the original's ASR is too lo
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, Sequence, Union
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -88,7 +89,7 @@ class Canary:
         return int(np.sum(pred == self.target)), len(trig)
 
 
-Rate = Union[float, tuple[int, int]]
+Rate = float | tuple[int, int]
 
 
 def _rate(v: Rate, name: str) -> float:

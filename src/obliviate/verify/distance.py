@@ -17,8 +17,9 @@ seed are to each other (the noise floor). :func:`model_distance` measures one pa
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from torch import nn

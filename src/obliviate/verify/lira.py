@@ -6,8 +6,9 @@ models, and the per-example unlearning test :class:`UnlearningLiRA` in the spiri
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,13 +17,13 @@ from torch import nn
 from ..data.base import IndexedDataset
 from ..errors import ConfigError
 from .metrics import forgetting_quality, unlearning_epsilons
-from .outputs import _check_batch_size, _membership_labels, membership_result, model_confidences
+from .outputs import MembershipResult, _check_batch_size, _membership_labels, membership_result, model_confidences
 
 __all__ = ["LiRA", "ReferenceModels", "UnlearningLiRA", "split_reference_outputs", "train_reference_models"]
 
 ModelFactory = Callable[[int], nn.Module]
-TrainFn = Callable[[nn.Module, IndexedDataset], Union[nn.Module, None]]
-Outputs = Union[nn.Module, Sequence[nn.Module], np.ndarray, torch.Tensor]
+TrainFn = Callable[[nn.Module, IndexedDataset], nn.Module | None]
+Outputs = nn.Module | Sequence[nn.Module] | np.ndarray | torch.Tensor
 
 
 def _train(model_factory: ModelFactory, train_fn: TrainFn, index: int, data: IndexedDataset) -> nn.Module:

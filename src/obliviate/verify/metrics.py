@@ -13,8 +13,9 @@ Conventions: ``labels`` are 1 for members (positives) and 0 for non-members; a h
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from torch import nn
 
 from ..errors import ConfigError
 
-ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[float]]
+ArrayLike = np.ndarray | torch.Tensor | Sequence[float]
 
 __all__ = [
     "RocCurve", "epsilon_from_rates", "forgetting_quality", "js_divergence", "membership_advantage",
