@@ -32,9 +32,9 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -58,6 +58,7 @@ from .result import ForgetResult
 from .stopping import Bounds, StoppingRule, make_stopping_rule
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 METHODS = ("deepobliviate", "exact", "retrain")
 MIN_DAMPING = 0.5  # below this, a damped stitch is mostly the stored model: not a deletion
@@ -187,6 +188,7 @@ class _Request:
         metrics = run.manifest.get("metrics", {})
         before = {"validation": metrics.get("validation_accuracy", float("nan")),
                   "test": metrics.get("test_accuracy", float("nan"))}
+        base: dict[str, Any]  # mixed values: ForgetResult's shared keyword arguments
         base = dict(request_id=None, method=self.method, ids_requested=self.requested, ids_deleted=to_delete,
                     ids_already_deleted=already, blocks_total=run.num_blocks, stopping_rule=opts.rule.name,
                     accuracy_before=before,
@@ -437,7 +439,7 @@ class _Request:
         load_state(self._scratch, state)
         return self._scratch
 
-    def _report(self, fn):  # type: ignore[no-untyped-def]
+    def _report(self, fn: Callable[[], _T]) -> _T:
         t0 = time.perf_counter()
         try:
             return fn()

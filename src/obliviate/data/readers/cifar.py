@@ -27,7 +27,7 @@ import pickle
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -53,8 +53,9 @@ def _latin1_encode(text: Any, encoding: str = "utf-8", errors: str = "strict") -
 
 
 def _numpy_globals() -> dict[tuple[str, str], Callable[..., Any]]:
-    reconstruct = np.zeros(1).__reduce__()[0]  # numpy's ndarray _reconstruct, wherever this numpy keeps it
-    frombuffer = np.zeros(1).__reduce_ex__(5)[0]  # numpy's _frombuffer (protocol-5 array pickles)
+    # casts: typeshed types __reduce__ loosely (str | tuple); numpy's first item is always the callable
+    reconstruct = cast(Callable[..., Any], np.zeros(1).__reduce__()[0])  # ndarray _reconstruct, wherever it lives
+    frombuffer = cast(Callable[..., Any], np.zeros(1).__reduce_ex__(5)[0])  # _frombuffer (protocol-5 pickles)
     table: dict[tuple[str, str], Callable[..., Any]] = {("numpy", "ndarray"): np.ndarray,
                                                         ("numpy", "dtype"): np.dtype,
                                                         ("_codecs", "encode"): _latin1_encode}

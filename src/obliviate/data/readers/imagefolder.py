@@ -140,6 +140,7 @@ def load_imagefolder(*, root: str | Path | None = None, size: int | tuple[int, i
     tr_names = [p.relative_to(base).as_posix() for p in tr_paths]
     tr_ids = np.array([stable_id(n) for n in tr_names], dtype=np.int64)
     if held_dir is not None:
+        assert train_dir is not None  # a held-out folder without train/ was refused above
         if not te_paths:
             raise missing("images in the class folders", held_dir, _ORIGIN, defaulted=root is None)
         te_names = [p.relative_to(base).as_posix() for p in te_paths]
