@@ -158,6 +158,7 @@ def run_sweep(attacks: Sequence[Attack], models: Mapping[str, nn.Module], data: 
         sweeps_eps = evasion and takes(attack, "eps") and attack.settings().get("eps") is not None
         sweeps_q = attack.family == "extraction" and bool(queries) and takes(attack, "queries")
         for model_name, model in models.items():
+            variants: list[tuple[float | None, Attack]]
             if sweeps_eps:
                 variants = [(e, with_setting(attack, eps=e)) for e in eps] or [(attack.settings()["eps"], attack)]
             elif sweeps_q:
@@ -181,6 +182,7 @@ def run_sweep(attacks: Sequence[Attack], models: Mapping[str, nn.Module], data: 
                         art = result.artifacts
                         info[key] = (ids, art["y"].cpu(), art["clean_pred"].cpu())
                         correct_adv = art["adv_pred"].cpu() == art["y"].cpu()
+                        assert value is not None  # every variant of an eps sweep has its eps
                         fooled_at.setdefault(key, {}).setdefault(float(value), {})[attack.name] = ~correct_adv
                 elif sweeps_q:
                     fidelity.append(result.metrics.get("fidelity"))
@@ -199,7 +201,9 @@ def run_sweep(attacks: Sequence[Attack], models: Mapping[str, nn.Module], data: 
         ids, y, clean = info[(model_name, norm)]
         names = sorted({a for d in by_eps.values() for a in d})
         grid = sorted(by_eps)
-        curve, first_eps, first_by = [], [None] * len(y), [""] * len(y)
+        curve: list[float] = []
+        first_eps: list[float | None] = [None] * len(y)
+        first_by = [""] * len(y)
         for e in grid:
             hits = by_eps[e]
             n = min(len(v) for v in hits.values())

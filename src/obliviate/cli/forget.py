@@ -14,7 +14,7 @@ from ._common import emit_json, format_table, int_in, require_complete, wait_sec
 from .subjects import add_subject_arguments, forget_from_args
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ..unlearning import methods, stopping_rule_names
 
     p = sub.add_parser("forget", help="delete samples from a recorded run (DeepObliviate by default)",

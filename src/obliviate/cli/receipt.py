@@ -11,7 +11,7 @@ from pathlib import Path
 from ._common import emit_json
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("receipt", help="verify a signed deletion receipt of `obliviate serve`")
     rsub = p.add_subparsers(dest="receipt_command", metavar="ACTION")
     rsub.required = True

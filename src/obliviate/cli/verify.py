@@ -18,7 +18,7 @@ from ..verify.settings import ORACLES_DEFAULT, ORACLES_MAX, ORACLES_MIN
 from ._common import emit_json, format_table, int_in, require_complete, wait_seconds
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("verify", help="verify that a forget request's data is gone and the model still faithful",
                        description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None)
     p.add_argument("run", help="run store folder")

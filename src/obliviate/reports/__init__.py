@@ -38,7 +38,8 @@ def build_report(run_path: str | Path, *, verify: str | Path | None = None,
         "version": _version(), "run": run_section(root, manifest), "requests": request_sections(manifest),
         "verification": verification, "audits": audit_parts,
     }
-    return _template().render(**context)
+    html: str = _template().render(**context)  # jinja2 is typed, but the template object is built lazily
+    return html
 
 
 def write_report(run_path: str | Path, out: str | Path, **kwargs: Any) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -163,9 +163,11 @@ def request_sections(manifest: dict[str, Any]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- verification
 def verification_section(v: dict[str, Any], source: str) -> dict[str, Any]:
     figs, notes = [], []
-    for key, make in (("roc", lambda x: figures.roc_figure(x) if isinstance(x, dict) else None),
-                      ("per_example", lambda x: figures.pvalue_figure(x) if isinstance(x, list) else None),
-                      ("oracle_cloud", lambda x: figures.oracle_cloud_figure(x) if isinstance(x, dict) else None)):
+    makers: tuple[tuple[str, Callable[[Any], dict[str, str] | None]], ...] = (
+        ("roc", lambda x: figures.roc_figure(x) if isinstance(x, dict) else None),
+        ("per_example", lambda x: figures.pvalue_figure(x) if isinstance(x, list) else None),
+        ("oracle_cloud", lambda x: figures.oracle_cloud_figure(x) if isinstance(x, dict) else None))
+    for key, make in makers:
         if key in v:
             fig = make(v[key])
             if fig:
@@ -195,7 +197,8 @@ def audit_section(a: dict[str, Any], source: str) -> dict[str, Any]:
                                                              if v is not None) or "-"
         r.setdefault("metrics", {})
     figs = []
-    sweep = a.get("sweep") if isinstance(a.get("sweep"), dict) else {}
+    raw_sweep = a.get("sweep")
+    sweep: dict[str, Any] = raw_sweep if isinstance(raw_sweep, dict) else {}
     curves = [c for c in sweep.get("curves") or [] if isinstance(c, dict)]
     worst = [w for w in sweep.get("worst_case") or [] if isinstance(w, dict)]
     per_input = [p for p in sweep.get("per_input") or [] if isinstance(p, dict)]

@@ -84,7 +84,8 @@ def training_figure(blocks: list[dict[str, Any]], settings: str) -> dict[str, st
 
 def storage_figure(blocks: list[dict[str, Any]]) -> dict[str, str] | None:
     """Bytes stored per block (update, optimizer state and snapshot payloads)."""
-    idx, parts = [], {"update": [], "optimizer": [], "snapshot": []}
+    idx: list[Any] = []
+    parts: dict[str, list[float]] = {"update": [], "optimizer": [], "snapshot": []}
     for i, b in enumerate(blocks):
         idx.append(b.get("index", i + 1))
         for k in parts:

@@ -17,6 +17,7 @@ a restart resumes every batch not ``done`` (see :mod:`obliviate.service.schedule
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -148,6 +149,7 @@ class Ledger:
         out["history"] = [{"status": h["status"], "at": h["at"]} for h in hist]
         return out
 
+    # `builtins.list` in the annotations below: this class defines a method named `list`
     def list(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         with self._lock:
             q = "SELECT * FROM requests" + (" WHERE status=?" if status else "") + " ORDER BY received LIMIT ?"
@@ -159,7 +161,7 @@ class Ledger:
             rows = self._db.execute("SELECT status, COUNT(*) AS n FROM requests GROUP BY status").fetchall()
         return {r["status"]: int(r["n"]) for r in rows}
 
-    def pending(self, limit: int) -> list[dict[str, Any]]:
+    def pending(self, limit: int) -> builtins.list[dict[str, Any]]:
         return self.list("pending", limit)
 
     # -- transitions -----------------------------------------------------------------------------
@@ -174,8 +176,8 @@ class Ledger:
             _set(db, [rid], "cancelled")
             return "cancelled"
 
-    def create_batch(self, request_ids: list[str], mode: str, groups: list[list[str]], predicted: dict[str, float],
-                     model_before: dict[str, str]) -> int | None:
+    def create_batch(self, request_ids: builtins.list[str], mode: str, groups: builtins.list[builtins.list[str]],
+                     predicted: dict[str, float], model_before: dict[str, str]) -> int | None:
         """Move still-pending requests into a new batch with its plan; None when none was still pending."""
         with self._tx() as db:
             marks = ",".join("?" * len(request_ids))
@@ -224,20 +226,20 @@ class Ledger:
             db.execute("UPDATE batches SET status='done' WHERE id=?", (batch_id,))
 
     # -- batches ---------------------------------------------------------------------------------
-    def open_batches(self) -> list[dict[str, Any]]:
+    def open_batches(self) -> builtins.list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM batches WHERE status='open' ORDER BY id").fetchall()
         return [{**dict(r), "plan": json.loads(r["plan"]), "predicted": json.loads(r["predicted"]),
                  "model_before": json.loads(r["model_before"])} for r in rows]
 
-    def applications(self, batch_id: int) -> list[dict[str, Any]]:
+    def applications(self, batch_id: int) -> builtins.list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM applications WHERE batch_id=? ORDER BY position",
                                     (batch_id,)).fetchall()
         return [{**dict(r), "request_ids": json.loads(r["request_ids"]),
                  "result": json.loads(r["result"]) if r["result"] else None} for r in rows]
 
-    def all_applications(self) -> list[dict[str, Any]]:
+    def all_applications(self) -> builtins.list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM applications ORDER BY batch_id, position").fetchall()
         return [{**dict(r), "request_ids": json.loads(r["request_ids"]),

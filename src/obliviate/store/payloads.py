@@ -61,7 +61,8 @@ def encode_tensors(tensors: dict[str, torch.Tensor],
         n = t.numel() * t.element_size()
         header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
         offset += n
-        views.append(memoryview(t.reshape(-1).view(torch.uint8).numpy()) if n else b"")
+        # numpy's stubs declare ndarray's buffer protocol (__buffer__) only for Python >= 3.12
+        views.append(memoryview(t.reshape(-1).view(torch.uint8).numpy()) if n else b"")  # type: ignore[arg-type]
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-(len(text) + 8) % 8)
     return [len(text).to_bytes(8, "little") + text, *views]

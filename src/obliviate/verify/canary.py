@@ -69,7 +69,8 @@ class Canary:
         """A copy of ``dataset`` where the samples with these ``ids`` carry the trigger and the target label;
         every other sample is left exactly as it was. Unknown ids raise ``RequestError``."""
         self._check_classes(dataset)
-        return plant_backdoor(dataset, ids, self.trigger, self.target)
+        planted: IndexedDataset = plant_backdoor(dataset, ids, self.trigger, self.target)
+        return planted
 
     def triggered(self, test_dataset: IndexedDataset) -> IndexedDataset:
         """The test samples whose true label is not the target, stamped with the trigger (labels kept true)."""

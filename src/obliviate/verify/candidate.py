@@ -188,7 +188,7 @@ def _as_candidate(run: Run, candidate: nn.Module | Mapping[str, torch.Tensor]) -
     if isinstance(candidate, nn.Module):
         return candidate
     if isinstance(candidate, Mapping):
-        return as_model(run, dict(candidate))  # type: ignore[arg-type]
+        return as_model(run, dict(candidate))
     raise ConfigError(f"Expected the candidate to be a state dict or an nn.Module, but got {type(candidate).__name__}")
 
 

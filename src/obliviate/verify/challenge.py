@@ -63,7 +63,9 @@ def _count_ge(sorted_vals: np.ndarray, thr: np.ndarray) -> np.ndarray:
 
 
 def _count_in(sorted_vals: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.maximum(np.searchsorted(sorted_vals, hi, side="right") - np.searchsorted(sorted_vals, lo, side="left"), 0)
+    counts: np.ndarray = np.maximum(np.searchsorted(sorted_vals, hi, side="right")
+                                    - np.searchsorted(sorted_vals, lo, side="left"), 0)
+    return counts
 
 
 def _single_rates(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -181,7 +181,8 @@ class ShadowModelAttack:
         p = np.sort(outputs.probs, axis=1)[:, ::-1]
         if self.top_k is not None:
             p = p[:, : self.top_k]
-        return np.log(np.clip(p, 1e-30, 1.0))
+        logp: np.ndarray = np.log(np.clip(p, 1e-30, 1.0))
+        return logp
 
     def fit(self, shadow_data: IndexedDataset, model_factory: ModelFactory, train_fn: TrainFn) -> ShadowModelAttack:
         """Train the shadow models on disjoint slices of ``shadow_data`` and the attack model(s) on their outputs."""
@@ -222,7 +223,7 @@ class ShadowModelAttack:
         if self._global is None:
             raise ConfigError("The attack is not fitted; call fit(shadow_data, model_factory, train_fn) first")
         x = self.features(outputs)
-        scores = self._global.predict_proba(x)[:, 1]
+        scores: np.ndarray = self._global.predict_proba(x)[:, 1]
         for c, clf in self._per_class.items():
             sel = outputs.labels == c
             if sel.any():

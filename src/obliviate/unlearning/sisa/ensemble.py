@@ -67,7 +67,8 @@ class SisaEnsemble:
 
     @property
     def deleted_ids(self) -> list[int]:
-        return self._deleted.tolist()
+        deleted: list[int] = self._deleted.tolist()
+        return deleted
 
     @property
     def train_wall_s(self) -> float:
