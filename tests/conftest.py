@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 
 import pytest
 import torch
 
 from obliviate.data.paths import DATA_DIR_ENV, dataset_dir
+from obliviate.training import open_run, train_run
+from tests._helpers import tiny_config
 
 torch.set_num_threads(1)  # determinism across the suite and fewer cores fighting on CI
 
@@ -19,12 +22,6 @@ def mnist_t10k_dir():
         pytest.skip(f"real MNIST test files not found at {path}; set {DATA_DIR_ENV} to the folder holding mnist-t10k/")
     return path
 
-
-
-import shutil
-
-from tests._helpers import tiny_config
-from obliviate.training import open_run, train_run
 
 
 @pytest.fixture(scope="session")
