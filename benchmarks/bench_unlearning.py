@@ -367,7 +367,7 @@ def render(paths: list[str]) -> str:
                           if "median_margin_over_floor_pts" in s else "-")
                 mem = "-"
                 if "membership" in s:
-                    def count(m: str) -> str:
+                    def count(m: str, s: dict = s) -> str:
                         return f"{sum(v == 'not detected' for v in s['membership'][m])}/{len(s['membership'][m])}"
                     mem = f"pass {count('original')} / {count('deepobliviate')} / {count('exact')}"
                 lines.append(

@@ -61,10 +61,9 @@ def test_garbage_collection_keeps_exactly_the_referenced_payloads(tmp_path):
 def test_exclusive_lock_excludes_a_second_writer(tmp_path):
     store = RunStore.create(tmp_path / "s", {})
     other = RunStore.open(tmp_path / "s")
-    with store.lock(exclusive=True):
-        with pytest.raises(StoreLockedError, match="in use"):
-            with other.lock(exclusive=True, timeout=0.2):
-                pass
+    with store.lock(exclusive=True), pytest.raises(StoreLockedError, match="in use"), \
+            other.lock(exclusive=True, timeout=0.2):
+        pass
     with other.lock(exclusive=True, timeout=0.2):
         pass
 

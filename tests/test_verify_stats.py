@@ -106,7 +106,7 @@ def test_faithful_rejects_a_clearly_worse_model():
 
 def test_faithful_retained_fit_catches_a_model_that_did_not_learn_later_blocks():
     rng = np.random.default_rng(8)
-    labels, preds, oracles = _labels_and_preds(rng)
+    labels, _, oracles = _labels_and_preds(rng)
     retained_oracles = 6.0 + 0.3 * rng.normal(size=(8, 1)) + 0.5 * rng.normal(size=(8, 50))
     cand, typical = oracles[0], retained_oracles[1:].mean(axis=0)  # the cloud's centre: typical by construction
     ok = faithful_test(cand, oracles[1:], labels, retained_phi=typical, oracle_retained_phi=retained_oracles[1:])

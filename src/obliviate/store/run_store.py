@@ -26,8 +26,9 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -71,7 +72,7 @@ class RunStore:
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
     def create(cls, root: str | Path, manifest: dict[str, Any], *, durable: bool = True,
-               fill: Callable[["RunStore"], dict[str, Any]] | None = None) -> "RunStore":
+               fill: Callable[[RunStore], dict[str, Any]] | None = None) -> RunStore:
         """Make a new store at ``root`` (which must not hold a store already) with ``manifest``.
 
         ``fill(store)`` may write the first payloads and return the manifest entries naming them: they
@@ -95,7 +96,7 @@ class RunStore:
         return store
 
     @classmethod
-    def open(cls, root: str | Path, *, durable: bool = True) -> "RunStore":
+    def open(cls, root: str | Path, *, durable: bool = True) -> RunStore:
         """Open an existing store; refuses folders without a manifest and unknown format versions."""
         root = Path(root)
         path = root / MANIFEST
@@ -124,7 +125,8 @@ class RunStore:
         self.manifest = RunStore.open(self.root, durable=self.durable).manifest
 
     # -- payloads --------------------------------------------------------------------------------
-    def put(self, kind: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> dict[str, Any]:
+    def put(self, kind: str, tensors: dict[str, torch.Tensor],
+            metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """Write a payload (content-addressed, atomically) and return its ref. Does not touch the manifest."""
         return self.put_chunks(kind, encode_tensors(tensors, metadata))
 

@@ -102,7 +102,7 @@ def commit_request(run: Run, result: ForgetResult, pending: PendingChain, *, sti
     members = [ids[~np.isin(ids, u)].astype(np.int64) for ids in run.all_block_ids()]
     partition = store.put("partition", partition_payload(members, store.get(old["partition"])["validation"].numpy(),
                                                          run.all_recorded_block_ids()))
-    request = {
+    request: dict[str, Any] = {
         "request_id": len(old.get("requests", [])) + 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "method": result.method, "outcome": result.outcome, "summary": result.summary,

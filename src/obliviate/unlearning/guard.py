@@ -62,12 +62,12 @@ def mcnemar_worse(labels: torch.Tensor, candidate: torch.Tensor, reference: torc
     b = int((right_r & ~right_c).sum())
     c = int((right_c & ~right_r).sum())
     p = binomial_sf(b, b + c, 0.5) if b + c else 1.0
-    return {"b": b, "c": c, "p_value": p, "n": int(len(labels))}
+    return {"b": b, "c": c, "p_value": p, "n": len(labels)}
 
 
 def above_chance(labels: torch.Tensor, candidate: torch.Tensor) -> dict[str, Any]:
     """One-sided binomial test that ``candidate`` beats the best constant predictor."""
-    n = int(len(labels))
+    n = len(labels)
     correct = int((candidate == labels).sum())
     chance = float(torch.bincount(labels).max()) / n
     p = binomial_sf(correct, n, chance)
@@ -134,7 +134,7 @@ class StitchGuard:
               block: int = 0, candidate_loss: float = float("nan")) -> GuardVerdict:
         """``candidate``, ``current``: predicted labels on every validation sample; ``reference``:
         the fresh reference's predicted labels on ``reference_rows``."""
-        n = int(len(labels))
+        n = len(labels)
         verdict = GuardVerdict(block, False, [], n_validation=n, candidate_loss=candidate_loss)
         if n == 0:
             verdict.passed = not self.enabled
