@@ -26,13 +26,14 @@ a cache: unreadable, stale or missing, it is ignored and rebuilt; a failed write
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import threading
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def load(root: Path) -> dict[str, list[object]]:
             out[rel] = entry
             key = (entry[0], entry[1], entry[2], entry[3], entry[4])
             with _LOCK:
-                _HASHES.setdefault(os.fspath(Path(root) / rel), (key, entry[5]))  # type: ignore[arg-type]
+                _HASHES.setdefault(os.fspath(Path(root) / rel), (key, entry[5]))
     return out
 
 
@@ -101,10 +102,8 @@ def save(root: Path, names: Iterable[str]) -> None:
         os.replace(tmp, path)
     except OSError as exc:  # a cache: the next check hashes again
         log.debug("integrity cache %s not written: %s", path, exc)
-        try:
+        with contextlib.suppress(OSError):
             tmp.unlink()
-        except OSError:
-            pass
 
 
 def clear(root: Path | None = None) -> None:
@@ -113,7 +112,5 @@ def clear(root: Path | None = None) -> None:
     with _LOCK:
         _HASHES.clear()
     if root is not None:
-        try:
+        with contextlib.suppress(OSError):
             _cache_file(Path(root)).unlink()
-        except OSError:
-            pass
