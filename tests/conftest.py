@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 
 import pytest
 import torch
@@ -12,6 +14,8 @@ from obliviate.training import open_run, train_run
 from tests._helpers import tiny_config
 
 torch.set_num_threads(1)  # determinism across the suite and fewer cores fighting on CI
+# the integrity hash cache (obliviate.store.hash_cache) of the suite's stores, not the user's ~/.cache
+os.environ["OBLIVIATE_CACHE_DIR"] = tempfile.mkdtemp(prefix="obliviate-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -485,3 +485,16 @@ def test_imagefolder_errors(tmp_path, monkeypatch):
 def test_unknown_option_rejected():
     with pytest.raises(ConfigError, match="does not take"):
         load_dataset("purchase-synthetic", n_samples=3)
+
+
+def test_digits_read_without_importing_sklearn_equals_sklearn():
+    """The embedded default is read from scikit-learn's bundled file directly (no sklearn import), and is
+    exactly what ``sklearn.datasets.load_digits`` gives."""
+    import numpy as np
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    from obliviate.data.digits import _raw_digits
+
+    x, y = _raw_digits()
+    bunch = sk_load_digits()
+    assert np.array_equal(x, (bunch.images.astype(np.float32) / 16.0)[:, None]) and np.array_equal(y, bunch.target)

@@ -243,6 +243,11 @@ class _Request:
         stitching = self.method == "deepobliviate" and m < B
         if self.method == "deepobliviate" and m == B:
             plan.notes.append(f"block {B}, the last, holds samples of U: nothing is left to stitch, exact replay")
+        if stitching:  # the earliest attempt saves the most: if even it cannot pay off, none can
+            allowed, why = plan.may_attempt(m, spent=0.0)
+            if not allowed:
+                plan.notes.append(f"no stitch attempt can pay off ({why}): plain replay from block {d}")
+                stitching = False
         old_prev = new_prev
         old_final = state_after(store, B) if stitching else None
         self.residuals: list[BlockResidual] = []
