@@ -191,3 +191,18 @@ def test_device_setting_is_checked():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device is available"):
             train_run(CFG.replace(training={"device": "cuda"}), "/nonexistent/never-made")
+
+
+@pytest.mark.slow
+def test_the_python_examples_of_docs_training_run(tmp_path, monkeypatch):
+    """Every ```python block of docs/training.md runs as written (```py blocks are illustrations)."""
+    import re
+
+    from tests._helpers import REPO
+
+    text = (REPO / "docs" / "training.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+    assert len(blocks) == 3
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        exec(compile(code, "docs/training.md", "exec"), {"__name__": "docs_example"})
