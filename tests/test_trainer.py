@@ -108,6 +108,7 @@ def _noisy_splits() -> DatasetSplits:
                          from_torch_dataset(NoisyDigits(te.x, te.y), id_of=lambda i: int(te.ids[i]), num_classes=10))
 
 
+@pytest.mark.slow
 def test_a_torch_dataset_with_a_random_transform_trains_and_replays_bit_exactly(tmp_path):
     splits = _noisy_splits()
     cfg = CFG.replace(training={"blocks": 3})

@@ -177,7 +177,7 @@ class Trainer:
                 loss = F.cross_entropy(model(batch.x), batch.y, reduction="sum") / batch.normaliser
         else:
             loss = batch.reduce(_checked(self.loss(model(batch.x), batch.y), len(batch)))
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         optimizer.step()
         return loss.detach()
 
