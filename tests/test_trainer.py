@@ -70,6 +70,22 @@ def test_exact_with_a_user_trainer_equals_retraining_from_scratch_bit_for_bit(sm
     assert all(torch.equal(final[n], oracle[n]) for n in oracle)
 
 
+def test_resume_continues_with_the_recorded_trainer(smooth_master, tmp_path):
+    """An interrupted run resumed without passing its trainer (rebuilt from the recorded import path)
+    finishes with the same chain; another trainer is refused before anything changes."""
+    dst = tmp_path / "run"
+    shutil.copytree(smooth_master, dst)
+    m = json.loads((dst / "manifest.json").read_text())
+    m["status"], m["blocks"] = "training", m["blocks"][:2]
+    m.pop("metrics", None)
+    (dst / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ConfigError, match="is not the one"):
+        train_run(CFG, dst, resume=True, trainer=CLIPPED)
+    train_run(CFG, dst, resume=True)
+    chain = [json.loads((p / "manifest.json").read_text())["blocks"] for p in (dst, smooth_master)]
+    assert [b["update"]["sha256"] for b in chain[0]] == [b["update"]["sha256"] for b in chain[1]]
+
+
 def test_a_step_function_trainer_replays_bit_exactly(tmp_path):
     run = train_run(CFG.replace(training={"blocks": 2}), tmp_path / "run", trainer=CLIPPED)
     assert run.manifest["trainer"]["step"] == "tests._trainers.clipped_step"
