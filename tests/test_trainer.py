@@ -223,3 +223,19 @@ def test_the_python_examples_of_docs_training_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for code in blocks:
         exec(compile(code, "docs/training.md", "exec"), {"__name__": "docs_example"})
+
+
+def test_cli_inspect_names_the_trainer_and_forget_refuses_a_python_trainer(smooth_master, tmp_path, capsys):
+    from obliviate.cli import main
+    from tests._helpers import store_files
+
+    assert main(["inspect", str(smooth_master)]) == 0
+    assert "trainer: smoothed-adamw (tests._trainers:SMOOTH); device: cpu" in capsys.readouterr().out
+    run = train_run(CFG.replace(training={"blocks": 1}), tmp_path / "run", trainer=CLIPPED)
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{int(run.block_ids(1)[0])}\n")
+    before = store_files(run.path)
+    assert main(["forget", str(run.path), "--ids", str(ids), "--method", "exact"]) == 2
+    err = capsys.readouterr().err
+    assert "given in Python" in err and "import path" in err and len(err.strip().splitlines()) == 1
+    assert store_files(run.path) == before

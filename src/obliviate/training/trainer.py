@@ -260,7 +260,8 @@ def trainer_for_run(recorded: dict[str, str] | None, given: Trainer | str | None
             given = recorded["path"]
         elif recorded != DEFAULT.describe():
             raise ConfigError(f"{where} was trained with the trainer {recorded['name']!r} given in Python "
-                              f"(loss {recorded['loss'] or '-'}, step {recorded['step']}); pass trainer= to open_run")
+                              f"(loss {recorded['loss'] or '-'}, step {recorded['step']}); pass trainer= to open_run "
+                              f"(the CLI reopens only runs whose trainer was given as an import path \"pkg.mod:attr\")")
     trainer = resolve_trainer(given)
     have = {k: v for k, v in trainer.describe().items() if k != "path"}
     want = {k: v for k, v in recorded.items() if k != "path"}
