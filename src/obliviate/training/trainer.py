@@ -37,9 +37,9 @@ tensor(1.)
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -118,7 +118,7 @@ def _name_of(fn: object) -> str:
     return f"{mod}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Trainer:
     """How one minibatch is trained (see the module docstring). All arguments keyword-only."""
 
