@@ -13,13 +13,17 @@ Data lives in memory as tensors: block training slices them by index, which is f
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..errors import DataError, RequestError
+
+#: Draws samples afresh by id, sample ``ids[i]`` under seed ``seeds[i]``: ``(x, y)``. Set by
+#: :func:`obliviate.data.torch_dataset.from_torch_dataset`, so a user's random transforms apply in training.
+SampleFetcher = Callable[[torch.Tensor, Sequence[int]], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class IndexedDataset:
     """Samples ``x``, integer labels ``y`` and stable integer ``ids``, all in memory.
 
     ``x`` is float32 of shape ``(n, *input_shape)``; ``y`` and ``ids`` are int64 of shape ``(n,)``.
+    ``fetch``, where set (a user's torch ``Dataset``), draws the samples afresh for every training
+    minibatch (their random transforms), while ``x`` is their fixed evaluation view.
     """
 
     ids: torch.Tensor
@@ -34,6 +40,7 @@ class IndexedDataset:
     y: torch.Tensor
     num_classes: int
     name: str = "dataset"
+    fetch: SampleFetcher | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         n = self.ids.shape[0]
@@ -70,18 +77,19 @@ class IndexedDataset:
                                f"{' ...' if len(missing) > 20 else ''}")
         return order[pos]
 
-    def select(self, ids: torch.Tensor | Sequence[int]) -> "IndexedDataset":
+    def select(self, ids: torch.Tensor | Sequence[int]) -> IndexedDataset:
         """The samples with the given ids, in that order."""
         pos = self.positions(ids)
         return self.take(pos)
 
-    def take(self, positions: torch.Tensor) -> "IndexedDataset":
+    def take(self, positions: torch.Tensor) -> IndexedDataset:
         """The samples at the given row positions."""
         return IndexedDataset(self.ids[positions], self.x[positions], self.y[positions],
-                              self.num_classes, self.name)
+                              self.num_classes, self.name, self.fetch)
 
-    def with_data(self, x: torch.Tensor, y: torch.Tensor) -> "IndexedDataset":
-        """Same ids, replaced samples and labels (e.g. a canary stamped with a trigger)."""
+    def with_data(self, x: torch.Tensor, y: torch.Tensor) -> IndexedDataset:
+        """Same ids, replaced samples and labels (e.g. a canary stamped with a trigger); the replaced
+        samples are the data from then on (no ``fetch``)."""
         return IndexedDataset(self.ids, x, y, self.num_classes, self.name)
 
     def fingerprint(self) -> str:
@@ -126,7 +134,7 @@ def seeded_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, n
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
     perm = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(n * test_fraction))
+    n_test = round(n * test_fraction)
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 

@@ -69,6 +69,9 @@ class TrainingConfig:
     order_file: str = field(default="", metadata=_doc(
         "for partition = \"order\": a text file with every training id, one per line, in training order"))
     seed: int = field(default=0, metadata=_doc("seed of the model init, the partition and every minibatch order"))
+    device: str = field(default="cpu", metadata=_doc(
+        "where blocks are trained: \"cpu\" (bit-exact replay) or \"cuda\" / \"cuda:N\" (when present); the chain "
+        "is stored on the CPU either way"))
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,8 @@ class RunConfig:
                                     ("training.partition", t.partition, PARTITIONS)):
             if value not in allowed:
                 raise ConfigError(f"Expected `{key}` to be one of {', '.join(allowed)}, but got {value!r}")
+        if not (t.device == "cpu" or t.device == "cuda" or (t.device.startswith("cuda:") and t.device[5:].isdigit())):
+            raise bad("training.device", "\"cpu\", \"cuda\" or \"cuda:N\"", t.device)
         if t.partition == "order" and not t.order_file:
             raise ConfigError("training.partition = \"order\" needs training.order_file, a file of ids one per line")
         if not 0 <= self.data.validation_fraction < 1:
@@ -188,14 +193,14 @@ class RunConfig:
             raise bad("store.snapshot_every", "an int >= 1", self.store.snapshot_every)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
         unknown = sorted(set(raw) - set(_SECTIONS))
         if unknown:
             raise ConfigError(f"unknown section(s) {unknown}; allowed sections: {', '.join(_SECTIONS)}")
         return cls(**{name: _check_section(name, sec, raw.get(name, {})) for name, sec in _SECTIONS.items()})
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> "RunConfig":
+    def from_toml(cls, path: str | Path) -> RunConfig:
         """Read a TOML config file. Unlike :meth:`from_dict`, a file must say what it trains on: an empty
         file, or one without ``[data]`` and its ``name``, is an error rather than a run on defaults."""
         from ..data.textfile import read_user_text
@@ -217,7 +222,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def replace(self, **sections: dict[str, Any]) -> "RunConfig":
+    def replace(self, **sections: dict[str, Any]) -> RunConfig:
         """A copy with some keys changed: ``cfg.replace(training={"seed": 1})``."""
         raw = self.to_dict()
         for name, changes in sections.items():
@@ -231,7 +236,8 @@ def config_reference() -> str:
     for name, cls in _SECTIONS.items():
         lines += [f"### [{name}]", "", "| key | default | meaning |", "|---|---|---|"]
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            factory = f.default_factory  # a local, so that the MISSING check narrows it
+            default = f.default if f.default is not dataclasses.MISSING or factory is dataclasses.MISSING else factory()
             lines.append(f"| `{f.name}` | `{default!r}` | {f.metadata.get('doc', '')} |")
         lines.append("")
     return "\n".join(lines)
