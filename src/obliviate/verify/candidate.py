@@ -192,7 +192,8 @@ def judge(run: Run, ev: Evidence, candidate: nn.Module, settings: VerifySettings
                     "oracle_asinh_phi_sd": float(sd), "t": float(t), "original_phi": float(o)}
                    for i, p, ph, loss, ol, dr, f, om, sd, t, o in zip(
                        ev.forget.ids.tolist(), ft.p_example, ft.p_example_holm,
-                       loss_u, ev.oracle_loss_u.mean(0), directions, phi_u, ev.oracle_phi_u.mean(0), ft.oracle_sd, ft.t, ev.original_phi_u)]
+                       loss_u, ev.oracle_loss_u.mean(0), directions, phi_u, ev.oracle_phi_u.mean(0), ft.oracle_sd,
+                       ft.t, ev.original_phi_u)]
     forgotten = {"verdict": verdict, "direction": ft.direction, "reasons": reasons, "p_value": ft.candidate.p_value,
                  "alpha": settings.alpha, "has_power": ft.has_power,
                  "power_p_value": None if ft.original is None else ft.original.p_value,
