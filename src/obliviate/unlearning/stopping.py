@@ -23,12 +23,14 @@ True
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, UnknownNameError
+from .._registry import Registry
+from ..errors import ConfigError
 from .residual import BlockResidual
 
 
@@ -40,7 +42,8 @@ class Decision:
 
 
 class StoppingRule(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def decide(self, series: Sequence[BlockResidual], *, affected: int) -> Decision:
         """``series``: residuals of every retrained block so far; ``affected``: blocks retrained after m."""
@@ -60,7 +63,8 @@ def fit_power_decay(values: Sequence[float]) -> dict[str, float] | None:
         err = float(((A @ coef - y) ** 2).sum())
         if best is None or err < best[0]:
             best = (err, float(coef[0]), float(h), float(coef[1]))
-    _, a, h, b = best  # type: ignore[misc]  (the grid is never empty)
+    assert best is not None  # the grid is never empty
+    _, a, h, b = best
     return {"a": a, "h": h, "b": b, "sse": best[0]}
 
 
@@ -117,16 +121,19 @@ class ScaleFree:
                                           f"(threshold {self.tau})", {**fit, "predicted_ratio": ratio})
 
 
-_RULES: dict[str, Callable[..., StoppingRule]] = {"immediate": Immediate, "fitted-decay": FittedDecay,
-                                                  "scale-free": ScaleFree}
+_RULES: Registry[Callable[..., StoppingRule]] = Registry("stopping rule")
+_RULES.register("immediate", Immediate)
+_RULES.register("fitted-decay", FittedDecay)
+_RULES.register("scale-free", ScaleFree)
 
 
 def stopping_rule_names() -> list[str]:
-    return sorted(_RULES)
+    return _RULES.names()
 
 
-def register_stopping_rule(name: str, factory: Callable[..., StoppingRule]) -> None:
-    """Make a rule of your own available by name to :func:`make_stopping_rule` (in this process).
+def register_stopping_rule(name: str, factory: Callable[..., StoppingRule], *, force: bool = False) -> None:
+    """Make a rule of your own available by name to :func:`make_stopping_rule` (in this process); a name
+    already registered raises unless ``force=True``.
 
     >>> @dataclass(frozen=True)
     ... class AfterThree:
@@ -137,16 +144,16 @@ def register_stopping_rule(name: str, factory: Callable[..., StoppingRule]) -> N
     >>> make_stopping_rule("after-three").decide([], affected=3).stop
     True
     """
-    _RULES[name] = factory
+    _RULES.register(name, factory, force=force)
 
 
 def make_stopping_rule(name: str, **options: float) -> StoppingRule:
-    if name not in _RULES:
-        raise UnknownNameError(f"unknown stopping rule {name!r}; choose one of: {', '.join(stopping_rule_names())}")
-    try:
-        return _RULES[name](**options)
+    factory = _RULES.get(name)
+    try:  # check the options against the signature, so a TypeError inside a rule stays a TypeError
+        inspect.signature(factory).bind(**options)
     except TypeError as exc:
         raise ConfigError(f"stopping rule {name!r}: {exc}") from None
+    return factory(**options)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._registry import Registry
 from ..data.base import IndexedDataset
 from ..errors import ConfigError
 from .lira import (LiRA, ModelFactory, ReferenceModels, TrainFn, UnlearningLiRA, _train, split_reference_outputs,
@@ -125,7 +126,10 @@ def _random_forest() -> Any:
 
 
 #: Attack classifiers for :class:`ShadowModelAttack` by name (scikit-learn, imported when used).
-ATTACK_MODELS: dict[str, Callable[[], Any]] = {"logistic": _logistic, "gbdt": _gbdt, "random_forest": _random_forest}
+ATTACK_MODELS: Registry[Callable[[], Any]] = Registry("attack model", ordered=True)
+ATTACK_MODELS.register("logistic", _logistic)
+ATTACK_MODELS.register("gbdt", _gbdt)
+ATTACK_MODELS.register("random_forest", _random_forest)
 
 
 class ShadowModelAttack:
@@ -172,7 +176,7 @@ class ShadowModelAttack:
 
     def _new_classifier(self) -> Any:
         if isinstance(self.attack_model, str):
-            return ATTACK_MODELS[self.attack_model]()
+            return ATTACK_MODELS.get(self.attack_model)()
         return self.attack_model()
 
     def features(self, outputs: ModelOutputs) -> np.ndarray:
