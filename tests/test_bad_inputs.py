@@ -362,6 +362,7 @@ def test_bad_input_in_a_real_process(argv, fragment):
     assert not Path("/tmp/never-made-by-obliviate-tests").exists()
 
 
+@pytest.mark.slow
 def test_version_and_every_help_in_a_real_process():
     proc = run_cli("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("obliviate ") and "torch" in proc.stdout

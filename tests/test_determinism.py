@@ -104,6 +104,7 @@ def test_replay_is_bit_exact_with_recorded_threads_and_warns_otherwise(recorded,
         replay_block(run, 2, strict=True)
 
 
+@pytest.mark.slow
 def test_exact_forget_warns_or_refuses_under_other_conditions(recorded, tmp_path, caplog, capsys):
     path = tmp_path / "r"
     shutil.copytree(recorded, path)

@@ -105,7 +105,8 @@ class BlockRecord(_Record):
 class RequestRecord(_Record):
     """One forget request as the manifest keeps it. ``d``, ``m``, ``t`` are the paper's names: the first
     block holding a deleted sample, the last one, and the block after which the chain was stitched
-    (readable aliases: :attr:`first_block`, :attr:`last_block`, :attr:`stitch_block`)."""
+    (readable aliases, as on :class:`~obliviate.unlearning.ForgetResult`: :attr:`first_block`,
+    :attr:`last_deleted_block`, :attr:`last_retrained_block`)."""
 
     request_id: int
     created: str = ""
@@ -142,12 +143,12 @@ class RequestRecord(_Record):
         return self.d
 
     @property
-    def last_block(self) -> int | None:
+    def last_deleted_block(self) -> int | None:
         """``m``: the last block that held a deleted sample."""
         return self.m
 
     @property
-    def stitch_block(self) -> int | None:
+    def last_retrained_block(self) -> int | None:
         """``t``: the last retrained block, after which the stored chain was stitched back on."""
         return self.t
 
