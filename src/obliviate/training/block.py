@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._modes import eval_mode
+from .._seeds import block_seed
 from .config import TrainingConfig
 from .schedule import lr_at
 
@@ -31,13 +33,7 @@ def make_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimiz
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=False)
 
 
-def _mix(*parts: int) -> int:
-    """A 63-bit seed from integers (splitmix-style), stable across platforms and Python versions."""
-    h = 0x9E3779B97F4A7C15
-    for p in parts:
-        h = (h ^ (p & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
+_mix = block_seed  # the seed of block k and of its epochs (obliviate._seeds)
 
 
 @contextlib.contextmanager
@@ -129,10 +125,6 @@ def accuracy_and_loss(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, flo
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
     """Logits of ``model`` on ``x`` in eval mode, batched; the model's train/eval mode is restored."""
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else \
             torch.empty(0)
-    finally:
-        model.train(was)

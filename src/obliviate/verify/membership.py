@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_int
 from .._registry import Registry
 from ..data.base import IndexedDataset
 from ..errors import ConfigError
@@ -155,8 +156,7 @@ class ShadowModelAttack:
     def __init__(self, num_shadows: int = 4, *, per_class: bool = True,
                  attack_model: str | Callable[[], Any] = "logistic", top_k: int | None = None,
                  min_class_samples: int = 20, batch_size: int = 512, seed: int = 0) -> None:
-        if not isinstance(num_shadows, int) or num_shadows < 1:
-            raise ConfigError(f"Expected argument `num_shadows` to be a positive int, but got {num_shadows!r}")
+        check_int("num_shadows", num_shadows, 1)
         if isinstance(attack_model, str) and attack_model not in ATTACK_MODELS:
             raise ConfigError(f"Expected argument `attack_model` to be one of {', '.join(ATTACK_MODELS)} or a "
                               f"factory of a scikit-learn classifier, but got {attack_model!r}")

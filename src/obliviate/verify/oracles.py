@@ -53,6 +53,7 @@ from ..errors import ConfigError, RequestError
 from ..store import atomic_write_bytes, file_lock, sha256_bytes, tensors_from_bytes, tensors_to_bytes
 from ..training.block import make_optimizer
 from ..training.chain import State, advance, load_state, optimizer_state_after, state_after
+from .._seeds import ORACLE_OFFSET
 from ..training.manifest import need
 from ..training.run import Run
 
@@ -61,7 +62,7 @@ __all__ = ["ORACLE_SEED_OFFSET", "OracleBank", "Oracles", "cached_exact_state", 
 
 log = logging.getLogger(__name__)
 
-ORACLE_SEED_OFFSET = 1000
+ORACLE_SEED_OFFSET = ORACLE_OFFSET  # obliviate._seeds
 INDEX_FORMAT = "obliviate-oracle-bank"
 INDEX_VERSION = 1
 VERIFY_DIR = "verify"

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..._modes import model_device
 from ..._registry import Registry
 from ...errors import ConfigError
 from ...training.block import predict_logits
@@ -66,7 +67,7 @@ def shard_proba(models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
     """Every model's class probabilities on ``x``, shape ``(S, n, C)``, on the CPU."""
     out = []
     for model in models:
-        device = next(model.parameters()).device
+        device = model_device(model)
         out.append(torch.softmax(predict_logits(model, x.to(device)), dim=-1).cpu())
     return torch.stack(out)
 
@@ -75,7 +76,7 @@ def prediction_latency(model: nn.Module, x: torch.Tensor, repeats: int = 20) -> 
     """Median wall time of one batched prediction (argmax of the logits) of a single ``model`` on ``x``:
     the other side of the SISA latency comparison (measured the same way as
     :meth:`SisaEnsemble.prediction_latency`)."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     return median_time(lambda: predict_logits(model, x.to(device)).argmax(-1).cpu(), repeats)
 
 
