@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from .errors import ConfigError
+
+_T = TypeVar("_T")
 
 
 def check_float(name: str, value: Any, lo: float | None = None, hi: float | None = None, *,
@@ -83,7 +85,7 @@ def check_finite(name: str, x: torch.Tensor) -> None:
     Traceback (most recent call last):
     ...
     obliviate.errors.ConfigError: x holds 1 NaN or infinite value(s) (first in sample 0); clean or drop those inputs first
-    """
+    """  # noqa: E501 (a doctest's expected one-line error)
     bad = ~torch.isfinite(x)
     if bool(bad.any()):
         first = int(bad.flatten(1).any(1).nonzero()[0]) if x.dim() > 1 else int(bad.nonzero()[0])
@@ -91,7 +93,7 @@ def check_finite(name: str, x: torch.Tensor) -> None:
                           "clean or drop those inputs first")
 
 
-def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
+def check_choice(name: str, value: _T, allowed: Sequence[_T]) -> _T:
     """Return ``value`` if it is one of ``allowed``, else raise naming the allowed values."""
     if value not in allowed:
         raise ConfigError(f"Expected argument `{name}` to be one of {', '.join(map(str, allowed))}, "

@@ -29,7 +29,7 @@ def jsonable(v: Any, *, other: Callable[[Any], Any] = _same) -> Any:
         return {str(k): jsonable(x, other=other) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [jsonable(x, other=other) for x in v]
-    if isinstance(v, np.ndarray) or type(v).__module__ == "torch" and hasattr(v, "tolist"):
+    if isinstance(v, np.ndarray) or (type(v).__module__ == "torch" and hasattr(v, "tolist")):
         return jsonable(v.tolist(), other=other)
     if isinstance(v, np.bool_):
         return bool(v)

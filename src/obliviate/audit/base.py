@@ -19,9 +19,10 @@ import abc
 import inspect
 import math
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
@@ -32,10 +33,11 @@ from .._checks import check_finite as check_finite
 from .._checks import check_float as check_float
 from .._checks import check_int as check_int
 from .._json import jsonable
-from .._modes import model_device
+from .._modes import model_device as model_device  # re-exported
 from ..data.base import DatasetSplits, IndexedDataset
 from ..errors import ConfigError
 
+_T = TypeVar("_T")
 KNOWLEDGE = ("white-box", "score-based", "label-only")
 GOALS = ("untargeted", "targeted", "availability", "integrity", "backdoor", "confidentiality")
 
@@ -122,7 +124,7 @@ class AuditData:
     pool: IndexedDataset | None = None
 
     @classmethod
-    def coerce(cls, data: "AuditData | DatasetSplits | IndexedDataset") -> "AuditData":
+    def coerce(cls, data: AuditData | DatasetSplits | IndexedDataset) -> AuditData:
         if isinstance(data, AuditData):
             return data
         if isinstance(data, DatasetSplits):
@@ -163,7 +165,7 @@ class CountedModel:
         self.backward_samples = 0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
+        out: torch.Tensor = self.model(x)
         n = int(x.shape[0])
         self.forward_calls += 1
         self.forward_samples += n

@@ -90,7 +90,7 @@ def _models(args: argparse.Namespace, input_shape: tuple[int, ...], num_classes:
         raise UsageError("give either RUN or --model NAME --checkpoint FILE, not both")
     if args.run:
         try:
-            from ..api import load_models_for_audit  # type: ignore[attr-defined]
+            from ..api import load_models_for_audit
         except ImportError as exc:
             raise UsageError("auditing a run needs the run API (obliviate.api.load_models_for_audit), which "
                              "this installation lacks; audit a checkpoint with --model NAME --checkpoint FILE "
@@ -104,7 +104,7 @@ def _models(args: argparse.Namespace, input_shape: tuple[int, ...], num_classes:
 def _run_data(path: str) -> Any:
     """The stored run's own training and test data (members and non-members), when the run API has it."""
     try:
-        from ..training import open_run  # type: ignore[attr-defined]
+        from ..training import open_run
     except ImportError:
         return None
     from ..audit import AuditData

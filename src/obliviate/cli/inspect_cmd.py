@@ -11,7 +11,7 @@ from ._common import emit_json, format_table
 from .subjects import add_subject_arguments, inspect_subjects
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("inspect", help="show a run's blocks, storage, accuracy; check its integrity",
                        description="Show a run's blocks, storage, accuracy and requests, and check every stored "
                                    "payload against its hash. Exit 0 when intact, 1 when the check finds damage.")

@@ -8,7 +8,7 @@ import sys
 from ._common import emit_json, wait_seconds
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ..data import dataset_names
     from ..models import model_names
 

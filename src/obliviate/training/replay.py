@@ -12,7 +12,6 @@ True
 
 from __future__ import annotations
 
-import torch
 
 from .block import make_optimizer
 from .chain import State, advance, load_state, optimizer_state_after, state_after

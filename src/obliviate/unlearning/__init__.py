@@ -4,7 +4,8 @@ from .engine import ForgetOptions, forget, forget_many, methods, resolve_request
 from .guard import GuardVerdict, StitchGuard
 from .residual import BlockResidual, function_residual, parameter_residual
 from .result import ForgetResult
-from .sisa import SisaConfig, SisaEnsemble, SisaForgetResult, aggregation_names, prediction_latency, register_aggregation
+from .sisa import (SisaConfig, SisaEnsemble, SisaForgetResult, aggregation_names, prediction_latency,
+                   register_aggregation)
 from .stopping import (Bounds, Decision, StoppingRule, fit_power_decay, make_stopping_rule, register_stopping_rule,
                        stopping_rule_names)
 

@@ -24,8 +24,9 @@ True
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class Decision:
 
 class StoppingRule(Protocol):
     @property
-    def name(self) -> str: ...
+    def name(self) -> str: ...  # read-only, so frozen dataclasses match
 
     def decide(self, series: Sequence[BlockResidual], *, affected: int) -> Decision:
         """``series``: residuals of every retrained block so far; ``affected``: blocks retrained after m."""
@@ -56,7 +57,7 @@ def fit_power_decay(values: Sequence[float]) -> dict[str, float] | None:
     if len(y) < 3 or not np.all(np.isfinite(y)):
         return None
     j = np.arange(1, len(y) + 1, dtype=float)
-    best = None
+    best: tuple[float, float, float, float] | None = None
     for h in np.linspace(0.05, 4.0, 80):
         A = np.stack([j ** -h, np.ones_like(j)], 1)
         coef, *_ = np.linalg.lstsq(A, y, rcond=None)

@@ -13,8 +13,9 @@ membership attack returns (:class:`MembershipResult`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,7 +69,8 @@ class ModelOutputs:
     def probs(self) -> np.ndarray:
         z = self.logits - self.logits.max(axis=1, keepdims=True)
         e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        probs: np.ndarray = e / e.sum(axis=1, keepdims=True)
+        return probs
 
     @property
     def phi(self) -> np.ndarray:
@@ -83,7 +85,8 @@ class ModelOutputs:
 
     @property
     def predictions(self) -> np.ndarray:
-        return self.logits.argmax(axis=1)
+        predictions: np.ndarray = self.logits.argmax(axis=1)
+        return predictions
 
 
 def _check_batch_size(batch_size: int) -> int:

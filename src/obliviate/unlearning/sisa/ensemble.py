@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,7 +67,8 @@ class SisaEnsemble:
 
     @property
     def deleted_ids(self) -> list[int]:
-        return self._deleted.tolist()
+        deleted: list[int] = self._deleted.tolist()
+        return deleted
 
     @property
     def train_wall_s(self) -> float:
@@ -92,7 +94,7 @@ class SisaEnsemble:
     @classmethod
     def train(cls, config: SisaConfig, train: IndexedDataset, model_factory: ModelFactory, *,
               store_dir: str | Path | None = None,
-              assignment: Sequence[Sequence[Sequence[int] | np.ndarray]] | None = None) -> "SisaEnsemble":
+              assignment: Sequence[Sequence[Sequence[int] | np.ndarray]] | None = None) -> SisaEnsemble:
         """Train the ensemble on ``train``.
 
         ``model_factory()`` builds one untrained model (called once per shard, under a seed derived from
@@ -152,7 +154,7 @@ class SisaEnsemble:
 
     @classmethod
     def load(cls, store_dir: str | Path, model_factory: ModelFactory, *,
-             train: IndexedDataset | None = None) -> "SisaEnsemble":
+             train: IndexedDataset | None = None) -> SisaEnsemble:
         """Reopen an ensemble trained with ``store_dir``. Every payload is checked against its content
         hash before use (:class:`~obliviate.errors.IntegrityError` when altered). ``train`` (the training
         set, with or without the deleted samples) is needed only to forget."""
