@@ -8,14 +8,16 @@ What a user holds, importable from here::
     report = verify_request(run, result.request_id)   # a VerificationReport
 
 - runs: :class:`RunConfig`, :func:`train_run`, :func:`open_run`, :class:`Run` and its typed manifest
-  (:class:`RunManifest`, ``run.record``);
+  (:class:`RunManifest`, ``run.record``); :func:`replay_block` to check a block reproduces bit for bit;
+- your own training step and data: :class:`Trainer` (with :class:`Batch`, :class:`StepInfo`),
+  :func:`from_torch_dataset`;
 - deletion: :func:`forget`, :func:`forget_many`, :class:`ForgetOptions`, :class:`ForgetResult`; by data
   subject: :func:`attach_subjects`, :func:`forget_subject`;
 - verification: :func:`verify_request`, :func:`verify_candidate`, :class:`VerificationReport`;
 - the threat audit: :func:`run_audit`, :class:`AuditReport`;
 - errors: :class:`ObliviateError` and its tree (:mod:`obliviate.errors`).
 
-Everything else (block replay, the chain, the store, readers, attacks one by one) lives in the
+Everything else (the chain, the store, readers, attacks one by one) lives in the
 subpackages, which follow the data flow: ``data`` -> ``training`` (recorded blocks, ``store``) ->
 ``unlearning`` -> ``verify`` and ``audit``. Verification and the audit pull in scipy and
 scikit-learn, so they load on first use.
@@ -30,10 +32,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from .data.torch_dataset import from_torch_dataset
 from .errors import ObliviateError
 from .subjects import attach_subjects, forget_subject
-from .training import Run, RunConfig, open_run, train_run
+from .training import Run, RunConfig, open_run, replay_block, train_run
 from .training.manifest import RunManifest
+from .training.trainer import Batch, StepInfo, Trainer
 from .unlearning import ForgetOptions, ForgetResult, forget, forget_many
 
 __version__ = "0.1.0"
@@ -44,9 +48,10 @@ _LAZY = {
     "run_audit": ".audit", "AuditReport": ".audit",
 }
 
-__all__ = ["AuditReport", "ForgetOptions", "ForgetResult", "ObliviateError", "Run", "RunConfig", "RunManifest",
-           "VerificationReport", "attach_subjects", "forget", "forget_many", "forget_subject", "open_run",
-           "run_audit", "train_run", "verify_candidate", "verify_request"]
+__all__ = ["AuditReport", "Batch", "ForgetOptions", "ForgetResult", "ObliviateError", "Run", "RunConfig",
+           "RunManifest", "StepInfo", "Trainer", "VerificationReport", "attach_subjects", "forget", "forget_many",
+           "forget_subject", "from_torch_dataset", "open_run", "replay_block", "run_audit", "train_run",
+           "verify_candidate", "verify_request"]
 
 
 def __getattr__(name: str) -> Any:

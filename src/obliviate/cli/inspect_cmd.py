@@ -39,5 +39,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nstatus {report['status']}, {report['blocks_done']}/{report['blocks_total']} blocks, "
               f"{report['storage_bytes'] / 1e6:.2f} MB, test accuracy {report['test_accuracy']}")
         print(f"requests: {len(report['requests'])}; unreferenced files: {len(report['unreferenced_files'])}")
+        trainer, device = report["trainer"], report["config"].get("training", {}).get("device", "cpu")
+        print(f"trainer: {trainer.get('name')}{' (' + trainer['path'] + ')' if trainer.get('path') else ''}; "
+              f"device: {device}")
         print("integrity: OK" if report["consistent"] else "integrity: PROBLEMS\n  " + "\n  ".join(report["problems"]))
     return 0 if report["consistent"] else 1

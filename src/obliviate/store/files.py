@@ -68,22 +68,23 @@ def atomic_write_chunks(path: Path, chunks: Sequence[bytes | memoryview], *, dur
         fsync_dir(path.parent)
 
 
-def sync_files(paths: list[Path]) -> None:
-    """Make files written with ``durable=False`` durable, as one barrier: the files are fsynced in
-    parallel threads (the kernel batches them into one journal commit, and unlike ``syncfs`` this
-    never waits for other processes' dirty data on a shared disk); past ``_SYNCFS_ABOVE`` files, one
-    ``syncfs`` of their filesystem where the platform has it (Linux)."""
-    if not paths:
+def sync_files(paths: list[Path], dirs: Sequence[Path] = ()) -> None:
+    """Make files written with ``durable=False`` durable, and the folders ``dirs`` (their new names),
+    as one barrier: everything is fsynced in parallel threads (the kernel batches them into one journal
+    commit, and unlike ``syncfs`` this never waits for other processes' dirty data on a shared disk);
+    past ``_SYNCFS_ABOVE`` files, one ``syncfs`` of their filesystem where the platform has it (Linux)."""
+    targets = [*paths, *dirs]
+    if not targets:
         return
     if len(paths) > _SYNCFS_ABOVE and _syncfs(paths[0].parent):
         return
-    if len(paths) == 1:
-        _fsync_path(paths[0])
+    if len(targets) == 1:
+        _fsync_path(targets[0])
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(8, len(paths)), thread_name_prefix="obliviate-fsync") as pool:
-        list(pool.map(_fsync_path, paths))
+    with ThreadPoolExecutor(max_workers=min(8, len(targets)), thread_name_prefix="obliviate-fsync") as pool:
+        list(pool.map(_fsync_path, targets))
 
 
 _SYNCFS_ABOVE = 32

@@ -183,10 +183,8 @@ class RunStore:
         tmp = self.root / f".{MANIFEST}.tmp-{os.getpid()}"
         with open(tmp, "wb") as fh:  # a leftover of a crash here is removed by collect_garbage
             fh.write(data)
-        sync_files([*self._unsynced, tmp])
-        if self._unsynced:
-            fsync_dir(self.root / PAYLOADS)
-            self._unsynced = []
+        sync_files([*self._unsynced, tmp], dirs=[self.root / PAYLOADS] if self._unsynced else [])
+        self._unsynced = []
         os.replace(tmp, self.root / MANIFEST)
         fsync_dir(self.root)
         self.manifest = manifest

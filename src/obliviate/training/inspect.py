@@ -66,6 +66,7 @@ def inspect_run(path: str | Path, *, check_payloads: bool = True) -> dict[str, A
         "timing": m.timing,
         "data": m.data,
         "config": m.config,
+        "trainer": m.trainer if m.trainer is not None else {"name": "default"},
         "requests": [{"request_id": r.request_id, "method": r.method, "n_deleted": r.n_deleted,
                       "blocks_retrained": r.blocks_retrained, "created": r.created} for r in m.requests],
         "library_versions": m.library_versions,

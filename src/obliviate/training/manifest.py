@@ -164,6 +164,7 @@ class RunManifest(_Record):
     determinism: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    trainer: dict[str, Any] | None = None  # what trains a block (runs recorded before the trainer seam lack it)
     canary: dict[str, Any] = field(default_factory=dict)
     memorised: dict[str, Any] = field(default_factory=dict)
     status: str = ""
