@@ -13,7 +13,9 @@ from obliviate.data.paths import DATA_DIR_ENV, dataset_dir
 from obliviate.training import open_run, train_run
 from tests._helpers import tiny_config
 
-torch.set_num_threads(1)  # determinism across the suite and fewer cores fighting on CI
+# one torch thread by default (fewer cores fighting on CI); OBLIVIATE_TEST_THREADS=2 runs the suite with two, as
+# another machine would: no test may depend on the thread count (bit-for-bit claims compare runs of one process)
+torch.set_num_threads(int(os.environ.get("OBLIVIATE_TEST_THREADS", "1")))
 # the integrity hash cache (obliviate.store.hash_cache) of the suite's stores, not the user's ~/.cache
 os.environ["OBLIVIATE_CACHE_DIR"] = tempfile.mkdtemp(prefix="obliviate-test-cache-")
 

@@ -349,11 +349,12 @@ def test_corpus_is_large_and_covers_every_command():
     assert {"train", "inspect", "forget", "verify", "audit", "demo"} <= commands
 
 
-@pytest.mark.parametrize("argv,fragment", [
-    (["train", "configs", "--out", "/tmp/never-made-by-obliviate-tests"], "is a folder"),
-    (["forget", "tests", "--ids", "README.md"], "expected one integer sample id"),
-    (["verify", "tests", "--oracles", "0"], "--oracles"),
-], ids=["train-config-folder", "forget-not-a-run", "verify-oracles-0"])
+@pytest.mark.parametrize("argv,fragment", [  # one runs in the quick tier; each starts a fresh interpreter
+    pytest.param(["train", "configs", "--out", "/tmp/never-made-by-obliviate-tests"], "is a folder",
+                 id="train-config-folder", marks=pytest.mark.slow),
+    pytest.param(["forget", "tests", "--ids", "README.md"], "expected one integer sample id", id="forget-not-a-run"),
+    pytest.param(["verify", "tests", "--oracles", "0"], "--oracles", id="verify-oracles-0", marks=pytest.mark.slow),
+])
 def test_bad_input_in_a_real_process(argv, fragment):
     proc = run_cli(*argv)
     assert proc.returncode == 2, proc.stderr
@@ -361,6 +362,7 @@ def test_bad_input_in_a_real_process(argv, fragment):
     assert not Path("/tmp/never-made-by-obliviate-tests").exists()
 
 
+@pytest.mark.slow
 def test_version_and_every_help_in_a_real_process():
     proc = run_cli("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("obliviate ") and "torch" in proc.stdout

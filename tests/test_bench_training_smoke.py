@@ -12,11 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests._helpers import REPO, cli_env
 
 SCRIPT = REPO / "benchmarks" / "bench_training.py"
 
 
+@pytest.mark.slow
 def test_bench_training_quick(tmp_path: Path) -> None:
     out = tmp_path / "training.json"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)], cwd=REPO, env=cli_env(),

@@ -18,6 +18,7 @@ def _ids(tmp_path, ids, name="ids.txt"):
     return f
 
 
+@pytest.mark.slow
 def test_forget_json_and_noop(tiny_run, tmp_path):
     u = [int(tiny_run.block_ids(4)[0]), int(tiny_run.block_ids(4)[1])]
     proc = run_cli("forget", tiny_run.path, "--ids", _ids(tmp_path, u), "--json")
@@ -28,6 +29,7 @@ def test_forget_json_and_noop(tiny_run, tmp_path):
     assert proc.returncode == 0 and "already deleted" in proc.stderr
 
 
+@pytest.mark.slow
 def test_forget_bad_input_exits_2_and_changes_nothing(tiny_run, tmp_path):
     before = store_files(tiny_run.path)
     bad = tmp_path / "bad.txt"
@@ -43,6 +45,7 @@ def test_forget_bad_input_exits_2_and_changes_nothing(tiny_run, tmp_path):
     assert store_files(tiny_run.path) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["forget:payloads-written", "forget:manifest-committed", "timed"])
 def test_sigkill_during_forget_leaves_old_or_new_chain_and_rerun_completes(tiny_run, tmp_path, point):
     u = [int(tiny_run.block_ids(2)[0])]
@@ -73,6 +76,7 @@ def test_sigkill_during_forget_leaves_old_or_new_chain_and_rerun_completes(tiny_
     assert u[0] not in set(open_run(tiny_run.path).block_of())
 
 
+@pytest.mark.slow
 def test_two_forgets_at_once_second_fails_cleanly(tiny_run, tmp_path):
     a = _ids(tmp_path, [int(tiny_run.block_ids(1)[0])], "a.txt")
     b = _ids(tmp_path, [int(tiny_run.block_ids(1)[1])], "b.txt")

@@ -21,6 +21,7 @@ def digits_run(tmp_path_factory):
     return out, json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_example_config_trains_and_inspect_reports_it(digits_run):
     out, _ = digits_run  # wall time is measured in benchmarks, not asserted here (shared machines)
     proc = run_cli("inspect", out, "--json")
@@ -39,6 +40,7 @@ def _write(tmp_path, text):
     return cfg
 
 
+@pytest.mark.slow
 def test_wrong_config_key_exits_2_and_creates_nothing(tmp_path):
     cfg = _write(tmp_path, "[training]\nblockz = 3\n")
     proc = run_cli("train", cfg, "--out", tmp_path / "run")
@@ -47,6 +49,7 @@ def test_wrong_config_key_exits_2_and_creates_nothing(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_missing_data_file_exits_2_naming_the_file(tmp_path):
     cfg = _write(tmp_path, f'[data]\nname = "mnist"\noptions = {{ root = "{tmp_path / "nowhere"}" }}\n')
     proc = run_cli("train", cfg, "--out", tmp_path / "run")
@@ -55,6 +58,7 @@ def test_missing_data_file_exits_2_naming_the_file(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_corrupted_payload_exits_2_on_use_1_on_inspect_and_changes_nothing(digits_run, tmp_path):
     import shutil
 
@@ -76,6 +80,7 @@ def test_corrupted_payload_exits_2_on_use_1_on_inspect_and_changes_nothing(digit
     assert store_files(out) == before
 
 
+@pytest.mark.slow
 def test_other_format_version_exits_2_and_changes_nothing(digits_run, tmp_path):
     import shutil
 
@@ -91,6 +96,7 @@ def test_other_format_version_exits_2_and_changes_nothing(digits_run, tmp_path):
     assert store_files(out) == before
 
 
+@pytest.mark.slow
 def test_resume_with_another_config_is_refused(digits_run, tmp_path):
     cfg = _write(tmp_path, (REPO / "configs" / "digits.toml").read_text().replace("seed = 0", "seed = 5"))
     proc = run_cli("train", cfg, "--out", digits_run[0], "--resume")
@@ -111,6 +117,7 @@ def uninterrupted(tmp_path_factory):
     return folder / "ref"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["train:payloads-4", "train:block-4", None])
 def test_sigkill_mid_training_leaves_a_consistent_store_and_resume_matches(tmp_path, point, uninterrupted):
     cfg = _small_cfg(tmp_path)

@@ -28,6 +28,7 @@ def canary_run(tmp_path_factory):
     return run, original.final_model().state_dict()
 
 
+@pytest.mark.slow
 def test_verify_json_then_table_from_the_cache(canary_run, capsys):
     run, _ = canary_run
     proc = run_cli("verify", run.path, "--request", "1", "--oracles", "4", "--json")
@@ -67,6 +68,7 @@ def test_a_fake_forget_exits_1(canary_run, monkeypatch, capsys):
     assert any(r.startswith("forgotten:") for r in out["reasons"])
 
 
+@pytest.mark.slow
 def test_bad_input_exits_2_and_changes_nothing(canary_run, tiny_run, capsys):
     run, _ = canary_run
     before = store_files(run.path)

@@ -70,6 +70,7 @@ def test_resume_with_the_recorded_thread_count_is_bit_exact_and_silent(recorded,
     assert not [r for r in caplog.records if "conditions" in r.getMessage()]
 
 
+@pytest.mark.slow
 def test_resume_under_another_thread_count_warns_naming_both(recorded, tmp_path, caplog):
     run = _interrupted(recorded, tmp_path / "r")
     with threads(2), caplog.at_level(logging.WARNING):
@@ -92,6 +93,7 @@ def test_strict_resume_refuses_and_changes_nothing(recorded, tmp_path, capsys):
     assert store_files(run) == before
 
 
+@pytest.mark.slow
 def test_replay_is_bit_exact_with_recorded_threads_and_warns_otherwise(recorded, caplog):
     run = open_run(recorded)
     stored = run.store.get(run.manifest["blocks"][1]["update"])
@@ -105,6 +107,7 @@ def test_replay_is_bit_exact_with_recorded_threads_and_warns_otherwise(recorded,
         replay_block(run, 2, strict=True)
 
 
+@pytest.mark.slow
 def test_exact_forget_warns_or_refuses_under_other_conditions(recorded, tmp_path, caplog, capsys):
     path = tmp_path / "r"
     shutil.copytree(recorded, path)

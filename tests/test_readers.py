@@ -390,6 +390,7 @@ def test_purchase100_errors(tmp_path):
         load_purchase100(root=tmp_path)
 
 
+@pytest.mark.slow
 def test_purchase_synthetic_deterministic():
     a = load_dataset("purchase-synthetic")
     b = make_purchase_synthetic()

@@ -77,6 +77,7 @@ def test_corrupted_oracle_is_retrained(tiny_run):
     assert (again.trained, again.reused) == (1, 2) and _equal(again.states[0], first.states[0])
 
 
+@pytest.mark.slow
 def test_stale_cache_is_dropped_when_a_later_request_changes_the_chain(tiny_run):
     forget(tiny_run, [int(tiny_run.block_ids(4)[0])], method="exact")
     before = OracleBank(tiny_run, 1).get(2)
@@ -90,6 +91,7 @@ def test_stale_cache_is_dropped_when_a_later_request_changes_the_chain(tiny_run)
     assert _equal(rebuilt.exact, tiny_run.final_model().state_dict())  # both exact: the current model
 
 
+@pytest.mark.slow
 def test_a_later_deletion_after_d_also_makes_the_cache_stale(tiny_run):
     forget(tiny_run, [int(tiny_run.block_ids(3)[0])], method="exact")
     before = OracleBank(tiny_run, 1).get(2)

@@ -176,7 +176,7 @@ def attach_subjects(run: Any, mapping: Mapping[str, Iterable[int]] | str | Path,
 
 def load_index(run: Any) -> dict[str, list[int]]:
     """The stored index ``hash -> sample ids`` (empty when the run has none)."""
-    return read_index(run.store, run.manifest.get("subjects"))
+    return read_index(run.store, run.record.subjects)
 
 
 def read_index(store: Any, entry: dict[str, Any] | None) -> dict[str, list[int]]:
@@ -203,7 +203,7 @@ class SubjectSamples:
 
 def resolve_hashes(run: Any, hashes: Sequence[str], *, secret_check: str | None = None) -> list[SubjectSamples]:
     """The samples of subjects given by their keyed hashes; unknown ones raise :class:`UnknownSubjectError`."""
-    entry = run.manifest.get("subjects")
+    entry = run.record.subjects
     if not entry:
         raise UnknownSubjectError(f"{run.path} has no subject index; attach one with "
                                   f"`obliviate subjects {run.path} --map FILE`")

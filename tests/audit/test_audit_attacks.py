@@ -35,16 +35,11 @@ CASES: dict[str, dict] = {
     "feature_collision": dict(n_targets=2, poisons_per_target=3, steps=20, epochs=2),
 }
 
-NEEDS = {"membership_loss": "obliviate.verify.membership"}
-
-
 def test_every_registered_attack_has_a_case():
     assert sorted(CASES) == sorted(attack_names())
 
 
 def _attack(name):
-    if name in NEEDS:
-        pytest.importorskip(NEEDS[name])
     return build_attack(name, **CASES[name])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from obliviate.audit import BadNets, EquationSolving, KnockoffNets, MIFace
@@ -40,6 +41,7 @@ def test_equation_solving_recovers_logistic_regression(digits):
     assert r["queries"] == 65 and r["param_rel_error"] <= 1e-4 and r["fidelity"] == 1.0
 
 
+@pytest.mark.slow
 def test_knockoff_fidelity(digits, digits_cnn):
     pool = load_dataset("digits-60k", n_train=5000, n_test=10).train  # the attacker's own, unlabelled-use data
     data = AuditData(digits.train, digits.test, pool)
@@ -61,6 +63,7 @@ def test_badnets_five_percent(digits, digits_cnn):
     assert r["clean_accuracy_drop"] <= 0.02
 
 
+@pytest.mark.slow
 def test_mi_face_reconstructions_near_own_class_mean(digits, digits_cnn):
     r = MIFace()(digits_cnn, digits)
     print(f"mi-face: class_mean_hits={r['class_mean_hits']}/10 evaluator_acc={r['evaluator_accuracy']:.2f} "

@@ -77,6 +77,7 @@ def test_pgd_l2_success_matches_torchattacks(digits, digits_cnn, test_xy, eps, a
     assert abs(ours.metrics["success_rate"] - _success(digits_cnn, x, theirs, y)) <= 0.02
 
 
+@pytest.mark.slow
 def test_deepfool_matches_art(digits, digits_cnn, test_xy):
     pytest.importorskip("art")
     from art.attacks.evasion import DeepFool as ArtDeepFool

@@ -19,7 +19,7 @@ import abc
 import inspect
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -27,93 +27,19 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
+from .._checks import check_bounds as check_bounds  # re-exported: the attacks import them from here
+from .._checks import check_choice as check_choice
+from .._checks import check_finite as check_finite
+from .._checks import check_float as check_float
+from .._checks import check_int as check_int
+from .._json import jsonable
+from .._modes import model_device as model_device  # re-exported
 from ..data.base import DatasetSplits, IndexedDataset
 from ..errors import ConfigError
 
 _T = TypeVar("_T")
 KNOWLEDGE = ("white-box", "score-based", "label-only")
 GOALS = ("untargeted", "targeted", "availability", "integrity", "backdoor", "confidentiality")
-
-
-# --------------------------------------------------------------------------- validation, one voice
-def check_float(name: str, value: Any, lo: float | None = None, hi: float | None = None, *,
-                lo_open: bool = False, hi_open: bool = False) -> float:
-    """Return ``value`` as a float, or raise :class:`ConfigError` naming the allowed interval.
-
-    >>> check_float("eps", 0.3, 0.0, 1.0, lo_open=True)
-    0.3
-    >>> check_float("eps", 1.5, 0.0, 1.0, lo_open=True)
-    Traceback (most recent call last):
-    ...
-    obliviate.errors.ConfigError: Expected argument `eps` to be a float in (0, 1], but got 1.5
-    """
-    left = ("(" if lo_open else "[") + ("-inf" if lo is None else f"{lo:g}")
-    right = ("inf" if hi is None else f"{hi:g}") + (")" if hi_open or hi is None else "]")
-    msg = f"Expected argument `{name}` to be a float in {left}, {right}, but got {value!r}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(msg)
-    v = float(value)
-    if not math.isfinite(v):
-        raise ConfigError(msg)
-    if lo is not None and (v < lo or (lo_open and v == lo)):
-        raise ConfigError(msg)
-    if hi is not None and (v > hi or (hi_open and v == hi)):
-        raise ConfigError(msg)
-    return v
-
-
-def check_int(name: str, value: Any, lo: int = 0, hi: int | None = None) -> int:
-    """Return ``value`` as an int in ``[lo, hi]`` or raise :class:`ConfigError`."""
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi)
-    if not ok:
-        upper = "" if hi is None else f", {hi}]"
-        span = f"[{lo}{upper}" if hi is not None else f">= {lo}"
-        raise ConfigError(f"Expected argument `{name}` to be an int {span}, but got {value!r}")
-    return int(value)
-
-
-def check_bounds(bounds: Any) -> tuple[float, float]:
-    """Return ``bounds`` as a ``(lo, hi)`` pair of finite floats with ``lo < hi``, or raise.
-
-    >>> check_bounds([-1, 1])
-    (-1.0, 1.0)
-    >>> check_bounds((1, 0))
-    Traceback (most recent call last):
-    ...
-    obliviate.errors.ConfigError: Expected argument `bounds` to be two finite numbers lo < hi, but got (1, 0)
-    """
-    msg = f"Expected argument `bounds` to be two finite numbers lo < hi, but got {bounds!r}"
-    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-        raise ConfigError(msg)
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in bounds):
-        raise ConfigError(msg)
-    lo, hi = float(bounds[0]), float(bounds[1])
-    if not lo < hi:
-        raise ConfigError(msg)
-    return lo, hi
-
-
-def check_finite(name: str, x: torch.Tensor) -> None:
-    """Refuse NaN or infinite inputs with one line naming where they are.
-
-    >>> check_finite("x", torch.tensor([[0.0, float("nan")]]))
-    Traceback (most recent call last):
-    ...
-    obliviate.errors.ConfigError: x holds 1 NaN or infinite value(s) (first in sample 0); clean or drop those inputs first
-    """  # noqa: E501 (a doctest's expected one-line error)
-    bad = ~torch.isfinite(x)
-    if bool(bad.any()):
-        first = int(bad.flatten(1).any(1).nonzero()[0]) if x.dim() > 1 else int(bad.nonzero()[0])
-        raise ConfigError(f"{name} holds {int(bad.sum())} NaN or infinite value(s) (first in sample {first}); "
-                          "clean or drop those inputs first")
-
-
-def check_choice(name: str, value: _T, allowed: Sequence[_T]) -> _T:
-    """Return ``value`` if it is one of ``allowed``, else raise naming the allowed values."""
-    if value not in allowed:
-        raise ConfigError(f"Expected argument `{name}` to be one of {', '.join(map(str, allowed))}, "
-                          f"but got {value!r}")
-    return value
 
 
 # --------------------------------------------------------------------------- threat model and result
@@ -178,14 +104,8 @@ class AttackResult:
 
 
 def _jsonable(v: Any) -> Any:
-    """JSON-safe values: NaN and infinities become ``None`` (JSON has neither)."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return repr(v)
+    """JSON-safe values (:func:`obliviate._json.jsonable`); anything else is kept as its ``repr``."""
+    return jsonable(v, other=repr)
 
 
 # --------------------------------------------------------------------------- data given at call time
@@ -273,14 +193,6 @@ def audit_mode(model: nn.Module) -> Iterator[None]:
             m.train(mode)
         for p, flag in flags:
             p.requires_grad_(flag)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
 
 
 class TwoClassLogits(nn.Module):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .._registry import Registry
 from ..errors import ConfigError, UnknownNameError
 from .base import Attack
 
@@ -30,15 +31,16 @@ class Family:
     metrics: tuple[str, ...]
 
 
-_FAMILIES: dict[str, Family] = {}
-_ATTACKS: dict[str, type[Attack]] = {}
+_FAMILIES: Registry[Family] = Registry("attack family", ordered=True)
+_ATTACKS: Registry[type[Attack]] = Registry("attack")
 
 A = TypeVar("A", bound=type[Attack])
 
 
-def register_family(family: Family) -> Family:
-    _FAMILIES[family.name] = family
-    return family
+def register_family(family: Family, *, force: bool = False) -> Family:
+    """Add an attack family (its name, table title and pivot metrics); a name already registered raises
+    unless ``force=True``."""
+    return _FAMILIES.register(family.name, family, force=force)
 
 
 register_family(Family("evasion", "Evasion (adversarial examples)", (
@@ -56,13 +58,11 @@ register_family(Family("poisoning", "Poisoning and backdoors", (
 
 def family_names() -> list[str]:
     """Families in the survey's order."""
-    return list(_FAMILIES)
+    return _FAMILIES.names()
 
 
 def get_family(name: str) -> Family:
-    if name not in _FAMILIES:
-        raise UnknownNameError(f"unknown attack family {name!r}; choose one of: {', '.join(_FAMILIES)}")
-    return _FAMILIES[name]
+    return _FAMILIES.get(name)
 
 
 def family_metrics(name: str) -> tuple[str, ...]:
@@ -70,15 +70,16 @@ def family_metrics(name: str) -> tuple[str, ...]:
     return get_family(name).metrics
 
 
-def register_attack(name: str) -> Callable[[A], A]:
-    """Class decorator: make an :class:`Attack` subclass available under ``name``."""
+def register_attack(name: str, *, force: bool = False) -> Callable[[A], A]:
+    """Class decorator: make an :class:`Attack` subclass available under ``name``; a name already
+    registered raises unless ``force=True``."""
 
     def deco(cls: A) -> A:
         if cls.family not in _FAMILIES:
             raise ConfigError(f"attack {name!r} has family {cls.family!r}; choose one of: "
-                              f"{', '.join(_FAMILIES)}")
+                              f"{', '.join(family_names())}")
+        _ATTACKS.register(name, cls, force=force)  # first, so a refused name leaves the class as it was
         cls.name = name
-        _ATTACKS[name] = cls
         return cls
 
     return deco
@@ -87,13 +88,13 @@ def register_attack(name: str) -> Callable[[A], A]:
 def attack_names(family: str | None = None) -> list[str]:
     """Registered attack names, grouped by family in the survey's order."""
     fams = family_names() if family is None else [get_family(family).name]
-    return [n for f in fams for n in sorted(_ATTACKS) if _ATTACKS[n].family == f]
+    return [n for f in fams for n, cls in _ATTACKS.items() if cls.family == f]
 
 
 def attack_class(name: str) -> type[Attack]:
-    if name not in _ATTACKS:
+    if name not in _ATTACKS:  # the message lists attacks by family, not alphabetically
         raise UnknownNameError(f"unknown attack {name!r}; choose one of: {', '.join(attack_names())}")
-    return _ATTACKS[name]
+    return _ATTACKS.get(name)
 
 
 def attack_settings(name: str) -> list[str]:

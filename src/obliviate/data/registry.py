@@ -12,31 +12,27 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ConfigError, UnknownNameError
+from .._registry import Registry
+from ..errors import ConfigError
 from .base import DatasetSplits
 
-_LOADERS: dict[str, Callable[..., DatasetSplits]] = {}
+Loader = Callable[..., DatasetSplits]
+_LOADERS: Registry[Loader] = Registry("dataset")
 
 
-def register_dataset(name: str) -> Callable[[Callable[..., DatasetSplits]], Callable[..., DatasetSplits]]:
-    """Decorator: make a loader available to configs and the command line under ``name``."""
-
-    def deco(fn: Callable[..., DatasetSplits]) -> Callable[..., DatasetSplits]:
-        _LOADERS[name] = fn
-        return fn
-
-    return deco
+def register_dataset(name: str, *, force: bool = False) -> Callable[[Loader], Loader]:
+    """Decorator: make a loader available to configs and the command line under ``name``; a name already
+    registered raises unless ``force=True``."""
+    return _LOADERS.decorator(name, force=force)
 
 
 def dataset_names() -> list[str]:
-    return sorted(_LOADERS)
+    return _LOADERS.names()
 
 
 def load_dataset(name: str, **options: Any) -> DatasetSplits:
     """Load a registered dataset; unknown names and unknown options are rejected with the allowed ones."""
-    if name not in _LOADERS:
-        raise UnknownNameError(f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}")
-    fn = _LOADERS[name]
+    fn = _LOADERS.get(name)
     params = inspect.signature(fn).parameters
     unknown = sorted(set(options) - set(params))
     if unknown:

@@ -17,30 +17,32 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError, UnknownNameError
+from .._registry import Registry
+from ..errors import ConfigError
 from .zoo import ResNet18, lenet5, mlp, resnet18, small_cnn, softmax_regression
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {
-    "mlp": mlp, "small_cnn": small_cnn, "lenet5": lenet5, "resnet18": resnet18,
-    "softmax_regression": softmax_regression,
-}
+_MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+_MODELS.register("mlp", mlp)
+_MODELS.register("small_cnn", small_cnn)
+_MODELS.register("lenet5", lenet5)
+_MODELS.register("resnet18", resnet18)
+_MODELS.register("softmax_regression", softmax_regression)
 
 
-def register_model(name: str, builder: Callable[..., nn.Module]) -> None:
-    """Make ``builder(input_shape, num_classes, **options)`` available under ``name``."""
-    _MODELS[name] = builder
+def register_model(name: str, builder: Callable[..., nn.Module], *, force: bool = False) -> None:
+    """Make ``builder(input_shape, num_classes, **options)`` available under ``name``; a name already
+    registered raises unless ``force=True``."""
+    _MODELS.register(name, builder, force=force)
 
 
 def model_names() -> list[str]:
-    return sorted(_MODELS)
+    return _MODELS.names()
 
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, *, seed: int | None = None,
                 **options: Any) -> nn.Module:
     """Build a registered model; with ``seed`` its initial weights are deterministic."""
-    if name not in _MODELS:
-        raise UnknownNameError(f"unknown model {name!r}; choose one of: {', '.join(model_names())}")
-    builder = _MODELS[name]
+    builder = _MODELS.get(name)
     allowed = [p for p in inspect.signature(builder).parameters][2:]
     unknown = sorted(set(options) - set(allowed))
     if unknown:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from .._faults import crash_point
+from .._json import jsonable
 from ..errors import ObliviateError
 from .ledger import Ledger
 from .receipts import DOES_NOT_PROVE, FORMAT, PROVES, VERSION, sign_receipt
@@ -99,13 +99,7 @@ def iso_time(t: float) -> str:
 
 def _finite(obj: Any) -> Any:
     """JSON-safe: NaN and infinities become None (a receipt is strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
+    return jsonable(obj)
 
 
 class Scheduler(threading.Thread):

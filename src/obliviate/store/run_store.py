@@ -29,6 +29,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from collections.abc import Mapping
 
 import torch
 
@@ -142,7 +143,7 @@ class RunStore:
             hash_cache.remember(path, digest)  # what was just written: a later check need not re-read it
         return {"file": f"{PAYLOADS}/{name}", "sha256": digest, "bytes": size}
 
-    def get_with_metadata(self, ref: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    def get_with_metadata(self, ref: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """Read a payload, checking its size and content hash first."""
         path = self.root / ref["file"]
         try:
@@ -155,10 +156,10 @@ class RunStore:
                                  f"it was altered or corrupted and will not be used")
         return tensors_from_bytes(blob)
 
-    def get(self, ref: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def get(self, ref: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         return self.get_with_metadata(ref)[0]
 
-    def check_ref(self, ref: dict[str, Any]) -> str | None:
+    def check_ref(self, ref: Mapping[str, Any]) -> str | None:
         """None when the payload is intact, else a sentence saying what is wrong."""
         try:
             self.get_with_metadata(ref)

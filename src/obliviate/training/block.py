@@ -9,7 +9,6 @@ reproduces the stored block bit for bit on CPU.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._modes import eval_mode, model_device
+from .._seeds import block_seed
 from ..data.base import IndexedDataset, SampleFetcher
 from ..errors import ConfigError
 from .config import TrainingConfig
@@ -37,13 +38,7 @@ def make_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimiz
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=False)
 
 
-def _mix(*parts: int) -> int:
-    """A 63-bit seed from integers (splitmix-style), stable across platforms and Python versions."""
-    h = 0x9E3779B97F4A7C15
-    for p in parts:
-        h = (h ^ (p & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
+_mix = block_seed  # the seed of block k and of its epochs (obliviate._seeds)
 
 
 @contextlib.contextmanager
@@ -75,11 +70,7 @@ class BlockRows:
         return cls(dataset.x[positions], dataset.y[positions], dataset.ids[positions], dataset.fetch)
 
 
-def device_of(model: nn.Module) -> torch.device:
-    """The device of ``model``'s first parameter or buffer (CPU for a model without either)."""
-    for t in itertools.chain(model.parameters(), model.buffers()):
-        return t.device
-    return torch.device("cpu")
+device_of = model_device  # the device of a model's first parameter or buffer, CPU without either
 
 
 def resolve_device(name: str) -> torch.device:
@@ -183,14 +174,10 @@ def accuracy_and_loss(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, flo
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
     """Logits of ``model`` on ``x`` in eval mode, batched; the model's train/eval mode is restored."""
-    was = model.training
-    model.eval()
     device = device_of(model)
-    try:
+    with eval_mode(model):
         if not len(x):
             return torch.empty(0)
         if device.type == "cpu":
             return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
         return torch.cat([model(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was)

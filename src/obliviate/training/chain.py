@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..store import RunStore, flatten_optimizer_state, unflatten_optimizer_state
+from .manifest import need, typed
 
 if TYPE_CHECKING:
     from .block import BlockRows
@@ -42,26 +43,27 @@ def add(a: State, b: State) -> State:
 
 def state_after(store: RunStore, k: int, manifest: dict[str, Any] | None = None) -> State:
     """The model state after block ``k`` (``k = 0``: the initial model), from the stored chain."""
-    m = store.manifest if manifest is None else manifest
-    blocks = m["blocks"]
+    m = typed(store.manifest if manifest is None else manifest)
+    blocks = m.blocks
     if not 0 <= k <= len(blocks):
         raise IndexError(f"block {k} is outside 0..{len(blocks)}")
     start = 0
     for j in range(k, 0, -1):
-        if blocks[j - 1].get("snapshot"):
+        if blocks[j - 1].snapshot:
             start = j
             break
-    state = store.get(blocks[start - 1]["snapshot"]) if start else store.get(m["init"]["model"])
+    state = store.get(need(blocks[start - 1].snapshot, f"snapshot of block {start}")) if start else \
+        store.get(m.init["model"])
     for j in range(start + 1, k + 1):
-        update = store.get(blocks[j - 1]["update"])
+        update = store.get(need(blocks[j - 1].update, f"update of block {j}"))
         state = add(state, update)
     return state
 
 
 def optimizer_state_after(store: RunStore, k: int, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
     """``optimizer.state_dict()`` after block ``k`` (``k = 0``: the fresh optimizer)."""
-    m = store.manifest if manifest is None else manifest
-    ref = m["init"]["optimizer"] if k == 0 else m["blocks"][k - 1]["optimizer"]
+    m = typed(store.manifest if manifest is None else manifest)
+    ref = m.init["optimizer"] if k == 0 else need(m.blocks[k - 1].optimizer, f"optimizer of block {k}")
     tensors, meta = store.get_with_metadata(ref)
     return unflatten_optimizer_state(tensors, meta)
 

@@ -29,6 +29,7 @@ from ..store import RunStore
 from .block import BlockRows, evaluate, predict_logits, resolve_device
 from .chain import load_state, state_after
 from .config import RunConfig
+from .manifest import RunManifest, typed
 from .trainer import DEFAULT as DEFAULT_TRAINER, Trainer, trainer_for_run
 
 ModelFactory = Callable[[], nn.Module]
@@ -66,9 +67,9 @@ def prepare_data(config: RunConfig, splits: DatasetSplits | None = None) -> RunD
 def check_source(store: RunStore, splits: DatasetSplits, name: str) -> None:
     """Refuse source data that changed since the run was recorded, naming the samples; samples deleted by
     a forget request may be missing (erasing them from the source is what the request asks for)."""
-    m = store.manifest
-    forgotten = {int(i) for r in m.get("requests", []) for i in r["ids_deleted"]}
-    problems = changes(store.get_with_metadata(m["samples"]), splits, forgotten)
+    m = typed(store.manifest)
+    assert m.samples is not None  # the caller checked
+    problems = changes(store.get_with_metadata(m.samples), splits, m.deleted_ids())
     if problems:
         shown = "; ".join(problems[:12]) + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
         raise DataChangedError(f"the data loaded for {store.root} ({name}) differs from the data the run was "
@@ -188,7 +189,13 @@ class Run:
 
     @property
     def manifest(self) -> dict[str, Any]:
+        """The manifest as stored (plain JSON); :attr:`record` is its typed view."""
         return self.store.manifest
+
+    @property
+    def record(self) -> RunManifest:
+        """The typed manifest: run, block and request records (:mod:`obliviate.training.manifest`)."""
+        return typed(self.store.manifest)
 
     @property
     def num_blocks(self) -> int:
@@ -196,7 +203,7 @@ class Run:
 
     @property
     def status(self) -> str:
-        return str(self.manifest.get("status"))
+        return str(self.record.status or None)
 
     @property
     def train(self) -> IndexedDataset:
@@ -215,10 +222,10 @@ class Run:
         return list(self.manifest.get("requests", []))
 
     def deleted_ids(self) -> set[int]:
-        return {i for r in self.requests for i in r["ids_deleted"]}
+        return self.record.deleted_ids()
 
     def canary_ids(self) -> list[int]:
-        return list(self.manifest.get("canary", {}).get("ids", []))
+        return self.record.canary_ids()
 
     def memorised_users(self) -> list[list[int]]:
         """The planted memorised users (config ``[memorised]``), each a list of sample ids."""
@@ -294,7 +301,7 @@ class Run:
 
     def final_model(self) -> nn.Module:
         """The current model: the original, or the unlearned one after forget requests."""
-        return self.model_after(len(self.manifest["blocks"]))
+        return self.model_after(len(self.record.blocks))
 
     def canary_success(self, model: nn.Module) -> tuple[int, int]:
         """(successes, trials) of the run's canary trigger on test inputs whose true label is not the target."""

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from .._faults import crash_point
 from ..training.chain import State, stitch
+from ..training.manifest import need
 from ..training.predictions import KEY as PREDICTIONS_KEY, predictions_entry
 from ..training.run import Run, partition_payload
 from ..training.writer import BackgroundWriter
@@ -55,7 +56,7 @@ class PendingChain:
         ``d..t`` survives), the final model, and with damping ``a != 1`` block ``t+1``'s update
         corrected so that the chain still sums to every re-based state. Written speculatively while
         the guard runs; a rejected stitch leaves orphans that the commit's purge deletes."""
-        store, blocks = self.run.store, self.run.manifest["blocks"]
+        store, blocks = self.run.store, self.run.record.blocks
         B = len(blocks)
         self.rebased = {}
         if not self.enabled:
@@ -64,14 +65,14 @@ class PendingChain:
         def job() -> None:
             out: dict[int, dict[str, Any]] = {}
             for j in range(t + 1, B + 1):
-                ref = blocks[j - 1].get("snapshot")
+                ref = blocks[j - 1].snapshot
                 if j == B:
                     out[j] = {"snapshot": store.put(f"b{j:04d}-snapshot", final)}
                 elif ref:
                     out[j] = {"snapshot": store.put(f"b{j:04d}-snapshot",
                                                     stitch(store.get(ref), new_t, old_t, damping))}
             if damping != 1.0:
-                stored = store.get(blocks[t]["update"])
+                stored = store.get(need(blocks[t].update, f"update of block {t + 1}"))
                 corrected = {k: stored[k] + (old_t[k] - new_t[k]) * (1.0 - damping)
                              if stored[k].is_floating_point() else stored[k] for k in stored}
                 out.setdefault(t + 1, {})["update"] = store.put(f"b{t + 1:04d}-update", corrected)

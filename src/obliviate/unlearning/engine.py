@@ -46,6 +46,7 @@ from ..errors import ConfigError, RequestError, UnknownNameError
 from ..training.block import accuracy_and_loss, predict_logits
 from ..training.chain import State, add, advance, load_state, optimizer_payload, optimizer_state_after, \
     state_after, stitch
+from ..training.manifest import need
 from ..training.predictions import margins, validation_predictions
 from ..training.run import Run
 from .commit import PendingChain, commit_request
@@ -182,17 +183,17 @@ class _Request:
     def run(self) -> ForgetResult:
         run, opts = self.run_, self.opts
         if run.status != "complete":
-            raise RequestError(f"{run.path} is not fully trained ({len(run.manifest['blocks'])} of {run.num_blocks} "
+            raise RequestError(f"{run.path} is not fully trained ({len(run.record.blocks)} of {run.num_blocks} "
                                f"blocks); finish it with `obliviate train CONFIG --out {run.path} --resume`")
         to_delete, already = resolve_request(run, self.requested)
-        metrics = run.manifest.get("metrics", {})
+        metrics = run.record.metrics
         before = {"validation": metrics.get("validation_accuracy", float("nan")),
                   "test": metrics.get("test_accuracy", float("nan"))}
         base: dict[str, Any]  # mixed values: ForgetResult's shared keyword arguments
         base = dict(request_id=None, method=self.method, ids_requested=self.requested, ids_deleted=to_delete,
                     ids_already_deleted=already, blocks_total=run.num_blocks, stopping_rule=opts.rule.name,
                     accuracy_before=before,
-                    recorded_train_s=float(run.manifest.get("timing", {}).get("train_wall_s", 0.0)),
+                    recorded_train_s=float(run.record.timing.get("train_wall_s", 0.0)),
                     subject_hashes=self.subject_hashes, client_ref=self.client_ref)
         if not to_delete:
             return ForgetResult(d=None, m=None, t=None, blocks_retrained=0, stitched=False, outcome="no-op",
@@ -275,7 +276,7 @@ class _Request:
                                     "origin": "retrained"}, update, optimizer_payload(optimizer), snapshot)
             if not stitching or k < d:
                 continue
-            stored_update = store.get(run.manifest["blocks"][k - 1]["update"])
+            stored_update = store.get(need(run.record.blocks[k - 1].update, f"update of block {k}"))
             old_prev = add(old_prev, stored_update)
             self.residuals.append(self._residual(k, "deleted" if k <= m else "affected", stored_update, update,
                                                  old_prev, probe, u_data))

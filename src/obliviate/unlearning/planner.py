@@ -114,11 +114,11 @@ class Plan:
 
 
 def _state_bytes(run: Run) -> int:
-    blocks = run.manifest.get("blocks") or []
+    blocks = run.record.blocks
     if not blocks:
         return 0
     b = blocks[-1]
-    return int(b["update"]["bytes"]) + int(b["optimizer"]["bytes"])
+    return sum(int(ref["bytes"]) for ref in (b.update, b.optimizer) if ref is not None)
 
 
 def make_plan(run: Run, ids: Iterable[int], method: str = "deepobliviate", *,
@@ -130,16 +130,16 @@ def make_plan(run: Run, ids: Iterable[int], method: str = "deepobliviate", *,
     if not blocks_of_u:
         raise ValueError("make_plan needs at least one current training id")
     d, m = blocks_of_u[0], blocks_of_u[-1]
-    records = run.manifest["blocks"]
+    records = run.record.blocks
     gone = Counter(block_of[i] for i in u if i in block_of)
     per_block = []
     for k, rec in enumerate(records, start=1):
-        size = max(int(rec.get("size", 1)), 1)
-        per_block.append(float(rec.get("wall_time_s", 0.0)) * max(size - gone[k], 0) / size)
-    timing = run.manifest.get("timing", {})
+        size = max(int(rec.size or 1), 1)
+        per_block.append(float(rec.wall_time_s or 0.0) * max(size - gone[k], 0) / size)
+    timing = run.record.timing
     eval_s = float(timing.get("validation_eval_s", 0.0))
     if eval_s <= 0:  # not recorded: a forward pass costs about a third of a training step per sample
-        samples = sum(max(int(r.get("size", 1)), 1) for r in records) * run.config.training.epochs_per_block
+        samples = sum(max(int(r.size or 1), 1) for r in records) * run.config.training.epochs_per_block
         eval_s = sum(per_block) / max(samples, 1) / 3 * len(run.validation)
     write_s = _state_bytes(run) / 400e6 + 0.001
     commit_s = 0.03 + 2 * write_s

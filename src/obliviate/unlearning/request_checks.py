@@ -51,7 +51,7 @@ def check_request_size(run: Run, to_delete: Sequence[int], *, force: bool = Fals
 
 
 def _acc(run: Run) -> str:
-    acc = run.manifest.get("metrics", {}).get("test_accuracy")
+    acc = run.record.metrics.get("test_accuracy")
     return f"{acc:.3f}" if isinstance(acc, float) else "unknown"
 
 

@@ -23,13 +23,15 @@ True
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from ..errors import ConfigError, UnknownNameError
+from .._registry import Registry
+from ..errors import ConfigError
 from .residual import BlockResidual
 
 
@@ -120,16 +122,19 @@ class ScaleFree:
                                           f"(threshold {self.tau})", {**fit, "predicted_ratio": ratio})
 
 
-_RULES: dict[str, Callable[..., StoppingRule]] = {"immediate": Immediate, "fitted-decay": FittedDecay,
-                                                  "scale-free": ScaleFree}
+_RULES: Registry[Callable[..., StoppingRule]] = Registry("stopping rule")
+_RULES.register("immediate", Immediate)
+_RULES.register("fitted-decay", FittedDecay)
+_RULES.register("scale-free", ScaleFree)
 
 
 def stopping_rule_names() -> list[str]:
-    return sorted(_RULES)
+    return _RULES.names()
 
 
-def register_stopping_rule(name: str, factory: Callable[..., StoppingRule]) -> None:
-    """Make a rule of your own available by name to :func:`make_stopping_rule` (in this process).
+def register_stopping_rule(name: str, factory: Callable[..., StoppingRule], *, force: bool = False) -> None:
+    """Make a rule of your own available by name to :func:`make_stopping_rule` (in this process); a name
+    already registered raises unless ``force=True``.
 
     >>> @dataclass(frozen=True)
     ... class AfterThree:
@@ -140,16 +145,16 @@ def register_stopping_rule(name: str, factory: Callable[..., StoppingRule]) -> N
     >>> make_stopping_rule("after-three").decide([], affected=3).stop
     True
     """
-    _RULES[name] = factory
+    _RULES.register(name, factory, force=force)
 
 
 def make_stopping_rule(name: str, **options: float) -> StoppingRule:
-    if name not in _RULES:
-        raise UnknownNameError(f"unknown stopping rule {name!r}; choose one of: {', '.join(stopping_rule_names())}")
-    try:
-        return _RULES[name](**options)
+    factory = _RULES.get(name)
+    try:  # check the options against the signature, so a TypeError inside a rule stays a TypeError
+        inspect.signature(factory).bind(**options)
     except TypeError as exc:
         raise ConfigError(f"stopping rule {name!r}: {exc}") from None
+    return factory(**options)
 
 
 @dataclass(frozen=True)

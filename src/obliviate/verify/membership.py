@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_int
+from .._registry import Registry
 from ..data.base import IndexedDataset
 from ..errors import ConfigError
 from .lira import (LiRA, ModelFactory, ReferenceModels, TrainFn, UnlearningLiRA, _train, split_reference_outputs,
@@ -126,7 +128,10 @@ def _random_forest() -> Any:
 
 
 #: Attack classifiers for :class:`ShadowModelAttack` by name (scikit-learn, imported when used).
-ATTACK_MODELS: dict[str, Callable[[], Any]] = {"logistic": _logistic, "gbdt": _gbdt, "random_forest": _random_forest}
+ATTACK_MODELS: Registry[Callable[[], Any]] = Registry("attack model", ordered=True)
+ATTACK_MODELS.register("logistic", _logistic)
+ATTACK_MODELS.register("gbdt", _gbdt)
+ATTACK_MODELS.register("random_forest", _random_forest)
 
 
 class ShadowModelAttack:
@@ -152,8 +157,7 @@ class ShadowModelAttack:
     def __init__(self, num_shadows: int = 4, *, per_class: bool = True,
                  attack_model: str | Callable[[], Any] = "logistic", top_k: int | None = None,
                  min_class_samples: int = 20, batch_size: int = 512, seed: int = 0) -> None:
-        if not isinstance(num_shadows, int) or num_shadows < 1:
-            raise ConfigError(f"Expected argument `num_shadows` to be a positive int, but got {num_shadows!r}")
+        check_int("num_shadows", num_shadows, 1)
         if isinstance(attack_model, str) and attack_model not in ATTACK_MODELS:
             raise ConfigError(f"Expected argument `attack_model` to be one of {', '.join(ATTACK_MODELS)} or a "
                               f"factory of a scikit-learn classifier, but got {attack_model!r}")
@@ -173,7 +177,7 @@ class ShadowModelAttack:
 
     def _new_classifier(self) -> Any:
         if isinstance(self.attack_model, str):
-            return ATTACK_MODELS[self.attack_model]()
+            return ATTACK_MODELS.get(self.attack_model)()
         return self.attack_model()
 
     def features(self, outputs: ModelOutputs) -> np.ndarray:

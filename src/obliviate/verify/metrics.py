@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_float
 from ..errors import ConfigError
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence[float]
@@ -123,8 +124,7 @@ def tpr_at_fpr(scores: ArrayLike, labels: ArrayLike, fpr: float) -> float:
     >>> tpr_at_fpr([0.9, 0.8, 0.7, 0.6, 0.2], [1, 0, 1, 1, 0], 0.0)
     0.3333333333333333
     """
-    if not (isinstance(fpr, (int, float)) and 0.0 <= float(fpr) <= 1.0):
-        raise ConfigError(f"Expected argument `fpr` to be a float in [0, 1], but got {fpr!r}")
+    fpr = check_float("fpr", fpr, 0.0, 1.0)
     c = roc_curve(scores, labels)
     # fpr is non-decreasing along the curve: the last admissible point has the largest TPR
     idx = int(np.searchsorted(c.fpr, float(fpr), side="right")) - 1

@@ -53,6 +53,8 @@ from .._logging import progress
 from ..errors import ConfigError, RequestError
 from ..store import atomic_write_bytes, file_lock, sha256_bytes, tensors_from_bytes, tensors_to_bytes
 from ..training.chain import State, advance, load_state, optimizer_state_after, state_after
+from .._seeds import ORACLE_OFFSET
+from ..training.manifest import need
 from ..training.run import Run
 
 __all__ = ["ORACLE_SEED_OFFSET", "OracleBank", "Oracles", "cached_exact_state", "find_request", "oracle_seed",
@@ -60,7 +62,7 @@ __all__ = ["ORACLE_SEED_OFFSET", "OracleBank", "Oracles", "cached_exact_state", 
 
 log = logging.getLogger(__name__)
 
-ORACLE_SEED_OFFSET = 1000
+ORACLE_SEED_OFFSET = ORACLE_OFFSET  # obliviate._seeds
 INDEX_FORMAT = "obliviate-oracle-bank"
 INDEX_VERSION = 1
 VERIFY_DIR = "verify"
@@ -109,16 +111,17 @@ def _check_request(run: Run, request: dict[str, Any]) -> int:
 def request_key(run: Run, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Hash of everything the oracles of ``request`` depend on, and its parts (kept in the index)."""
     d = _check_request(run, request)
-    m = run.manifest
-    blocks = m["blocks"]
-    prefix = [[b["update"]["sha256"], (b.get("snapshot") or {}).get("sha256")] for b in blocks[:d - 1]]
-    opt = m["init"]["optimizer"] if d == 1 else blocks[d - 2]["optimizer"]
+    m = run.record
+    blocks = m.blocks
+    prefix = [[need(b.update, f"update of block {b.index}")["sha256"], b.snapshot["sha256"] if b.snapshot else None]
+              for b in blocks[:d - 1]]
+    opt = m.init["optimizer"] if d == 1 else need(blocks[d - 2].optimizer, f"optimizer of block {d - 1}")
     members = hashlib.sha256()
     for k in range(d, run.num_blocks + 1):
         ids = np.ascontiguousarray(run.block_ids(k), dtype=np.int64)
         members.update(len(ids).to_bytes(8, "little") + ids.tobytes())
     parts = {"request_id": int(request["request_id"]), "d": d, "blocks_total": run.num_blocks,
-             "init": m["init"]["model"]["sha256"], "chain_prefix": prefix, "optimizer_before_d": opt["sha256"],
+             "init": m.init["model"]["sha256"], "chain_prefix": prefix, "optimizer_before_d": opt["sha256"],
              "members_d_to_B": members.hexdigest(),
              "training": dataclasses.asdict(dataclasses.replace(run.config.training, seed=0)),
              "run_seed": run.config.training.seed, "model": run.config.model.name,

@@ -13,8 +13,7 @@ membership attack returns (:class:`MembershipResult`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_int
+from .._json import jsonable
+from .._modes import eval_mode, model_device
 from ..data.base import IndexedDataset
 from ..errors import ConfigError
 from .metrics import membership_advantage, roc_auc, tpr_at_fpr
@@ -87,30 +89,8 @@ class ModelOutputs:
         return predictions
 
 
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode and restore every submodule's own train/eval flag afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, was_training in modes:
-            m.training = was_training
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    for t in model.parameters():
-        return t.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
-
-
 def _check_batch_size(batch_size: int) -> int:
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ConfigError(f"Expected argument `batch_size` to be a positive int, but got {batch_size!r}")
-    return batch_size
+    return check_int("batch_size", batch_size, 1)
 
 
 def model_confidences(model: nn.Module, dataset: IndexedDataset, batch_size: int = 512) -> ModelOutputs:
@@ -123,7 +103,7 @@ def model_confidences(model: nn.Module, dataset: IndexedDataset, batch_size: int
     if not isinstance(dataset, IndexedDataset):
         raise ConfigError(f"Expected `dataset` to be an IndexedDataset, but got {type(dataset).__name__}")
     _check_batch_size(batch_size)
-    device = _device_of(model)
+    device = model_device(model)
     chunks = []
     with eval_mode(model), torch.no_grad():
         for start in range(0, len(dataset), batch_size):
@@ -141,22 +121,6 @@ def model_confidences(model: nn.Module, dataset: IndexedDataset, batch_size: int
 # --------------------------------------------------------------------------------------------------
 
 
-def _json_float(v: float) -> float | None:
-    return float(v) if math.isfinite(v) else None
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, np.ndarray):
-        return [_jsonable(x) for x in v.tolist()]
-    if isinstance(v, (np.floating, float)):
-        return _json_float(float(v))
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v
 
 
 @dataclass(frozen=True)
@@ -180,12 +144,12 @@ class MembershipResult:
         out: dict[str, Any] = {
             "attack": self.attack, "n": int(self.scores.size),
             "n_members": None if self.labels is None else int(self.labels.sum()),
-            "auc": _json_float(self.auc), "tpr_at_1pct_fpr": _json_float(self.tpr_at_1pct_fpr),
-            "tpr_at_0_1pct_fpr": _json_float(self.tpr_at_0_1pct_fpr), "advantage": _json_float(self.advantage),
-            "details": _jsonable(self.details),
+            "auc": jsonable(self.auc), "tpr_at_1pct_fpr": jsonable(self.tpr_at_1pct_fpr),
+            "tpr_at_0_1pct_fpr": jsonable(self.tpr_at_0_1pct_fpr), "advantage": jsonable(self.advantage),
+            "details": jsonable(self.details),
         }
         if include_scores:
-            out["scores"] = _jsonable(self.scores)
+            out["scores"] = jsonable(self.scores)
             out["labels"] = None if self.labels is None else self.labels.astype(int).tolist()
             out["ids"] = None if self.ids is None else self.ids.astype(int).tolist()
         return out

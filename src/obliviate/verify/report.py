@@ -15,11 +15,11 @@ report draws (ROC of the membership test, per-example p-values, the oracle cloud
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+
+from .._json import jsonable
 
 __all__ = ["EXIT_CODES", "VerificationReport", "clean"]
 
@@ -28,21 +28,8 @@ EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 3}
 
 
 def clean(v: Any) -> Any:
-    """JSON-ready: numpy to Python, NaN and infinities to None."""
-    if isinstance(v, dict):
-        return {str(k): clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [clean(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return clean(v.tolist())
-    if isinstance(v, np.bool_):
-        return bool(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    return v
+    """JSON-ready: numpy to Python, NaN and infinities to None (:func:`obliviate._json.jsonable`)."""
+    return jsonable(v)
 
 
 @dataclass

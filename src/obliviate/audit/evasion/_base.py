@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..._seeds import stream_seed as stream_seed  # re-exported (attacks import it from here)
 from ...errors import ConfigError
 from ..base import (Attack, AuditData, CountedModel, ThreatModel, audit_mode, check_finite, check_float, check_int,
                     model_device)
@@ -168,22 +169,6 @@ class EvasionAttack(Attack):
     def succeeded(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         pred = logits.argmax(1)
         return pred != y if target is None else pred == target
-
-
-def stream_seed(seed: int, index: int) -> int:
-    """A 63-bit seed for input ``index`` under attack seed ``seed`` (two rounds of SplitMix64's finaliser,
-    Steele, Lea and Flood 2014), so neighbouring indices get unrelated streams.
-
-    >>> stream_seed(0, 1) != stream_seed(0, 2) != stream_seed(1, 1)
-    True
-    """
-    mask = (1 << 64) - 1
-    z = (seed * 0x9E3779B97F4A7C15 + index + 1) & mask
-    for _ in range(2):
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-        z ^= z >> 31
-    return z >> 1
 
 
 def per_sample(gens: list[torch.Generator], draw: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._seeds import SISA_INIT, SISA_ORDER, sequence_seed
 from ...errors import ConfigError
 from ...training.config import RunConfig, TrainingConfig
 from .prediction import check_aggregation
@@ -41,13 +42,8 @@ def is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def derive_seed(seed: int, *parts: int) -> int:
-    """A 63-bit seed from ``seed`` and small non-negative integers, stable across platforms."""
-    return int(np.random.SeedSequence([seed, *parts]).generate_state(1, np.uint64)[0] >> np.uint64(1))
-
-
-# salts of the derived seeds: one stream per purpose and shard
-SALT_INIT, SALT_ORDER = 2, 3
+derive_seed = sequence_seed  # one stream per purpose and shard, salted by SALT_INIT and SALT_ORDER
+SALT_INIT, SALT_ORDER = SISA_INIT, SISA_ORDER
 
 
 def _constant_training() -> TrainingConfig:

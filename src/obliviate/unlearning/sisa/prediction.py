@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..._modes import model_device
+from ..._registry import Registry
 from ...errors import ConfigError
 from ...training.block import predict_logits
 
@@ -34,18 +36,20 @@ def _mean_proba(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, mean
 
 
-_AGGREGATIONS: dict[str, Aggregation] = {"vote": _vote, "mean_proba": _mean_proba}
+_AGGREGATIONS: Registry[Aggregation] = Registry("aggregation")
+_AGGREGATIONS.register("vote", _vote)
+_AGGREGATIONS.register("mean_proba", _mean_proba)
 
 
-def register_aggregation(name: str, fn: Aggregation) -> None:
+def register_aggregation(name: str, fn: Aggregation, *, force: bool = False) -> None:
     """Make ``fn`` available as an aggregation: it maps the shards' class probabilities ``(S, n, C)`` to
     ``(proba, scores)``, both ``(n, C)``: what ``predict_proba`` returns and what ``predict`` takes the
-    argmax of."""
-    _AGGREGATIONS[name] = fn
+    argmax of. A name already registered raises unless ``force=True``."""
+    _AGGREGATIONS.register(name, fn, force=force)
 
 
 def aggregation_names() -> list[str]:
-    return sorted(_AGGREGATIONS)
+    return _AGGREGATIONS.names()
 
 
 def check_aggregation(name: Any, key: str = "aggregation") -> str:
@@ -56,7 +60,7 @@ def check_aggregation(name: Any, key: str = "aggregation") -> str:
 
 def aggregate(probs: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(proba, scores)`` of the named aggregation over shard probabilities ``(S, n, C)``."""
-    return _AGGREGATIONS[check_aggregation(name)](probs)
+    return _AGGREGATIONS.get(check_aggregation(name))(probs)
 
 
 @torch.no_grad()
@@ -64,7 +68,7 @@ def shard_proba(models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
     """Every model's class probabilities on ``x``, shape ``(S, n, C)``, on the CPU."""
     out = []
     for model in models:
-        device = next(model.parameters()).device
+        device = model_device(model)
         out.append(torch.softmax(predict_logits(model, x.to(device)), dim=-1).cpu())
     return torch.stack(out)
 
@@ -73,7 +77,7 @@ def prediction_latency(model: nn.Module, x: torch.Tensor, repeats: int = 20) -> 
     """Median wall time of one batched prediction (argmax of the logits) of a single ``model`` on ``x``:
     the other side of the SISA latency comparison (measured the same way as
     :meth:`SisaEnsemble.prediction_latency`)."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     return median_time(lambda: predict_logits(model, x.to(device)).argmax(-1).cpu(), repeats)
 
 

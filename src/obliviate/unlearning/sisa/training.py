@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..._modes import model_device
 from ...data.base import IndexedDataset
 from ...errors import ConfigError
 from ...training.block import BlockRows, train_block
@@ -92,7 +93,7 @@ def train_slices(config: SisaConfig, train: IndexedDataset, keeper: CheckpointKe
     """Train slices ``first..R`` of ``shard`` (model and optimizer hold the state after ``first - 1``)
     with ``trainer``; one checkpoint per slice."""
     R = config.slices
-    device = next(model.parameters()).device
+    device = model_device(model)
     out = []
     for r in range(first, R + 1):
         cfg = config.shard_training(shard, r)
