@@ -75,23 +75,31 @@ def load(root: Path) -> dict[str, list[object]]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
     out: dict[str, list[object]] = {}
-    for rel, entry in files.items() if isinstance(files, dict) else ():
-        if isinstance(entry, list) and len(entry) == 6 and all(isinstance(v, int) for v in entry[:5]) \
-                and isinstance(entry[5], str):
-            out[rel] = entry
-            key = (entry[0], entry[1], entry[2], entry[3], entry[4])
-            with _LOCK:
-                _HASHES.setdefault(os.fspath(Path(root) / rel), (key, entry[5]))
+    base = os.fspath(root)
+    with _LOCK:
+        for rel, entry in files.items() if isinstance(files, dict) else ():
+            if isinstance(entry, list) and len(entry) == 6 and all(isinstance(v, int) for v in entry[:5]) \
+                    and isinstance(entry[5], str):
+                out[rel] = entry
+                key = (entry[0], entry[1], entry[2], entry[3], entry[4])
+                _HASHES.setdefault(os.path.join(base, rel), (key, entry[5]))
     return out
 
 
 def save(root: Path, names: Iterable[str]) -> None:
-    """Persist what the process knows of the files ``names`` (relative to ``root``), and nothing else."""
+    """Persist the known hashes of the files ``names`` (relative to ``root``), and nothing else: what the
+    process knows, and for files it does not know, what the cache file already held."""
     root = Path(root)
+    base = os.fspath(root)
+    names = list(names)
+    with _LOCK:
+        unknown = any(os.path.join(base, rel) not in _HASHES for rel in names)
+    if unknown:
+        load(root)
     files: dict[str, list[object]] = {}
     with _LOCK:
         for rel in names:
-            hit = _HASHES.get(os.fspath(root / rel))
+            hit = _HASHES.get(os.path.join(base, rel))
             if hit is not None:
                 files[rel] = [*hit[0], hit[1]]
     path = _cache_file(root)

@@ -49,26 +49,30 @@ def damaged_payloads(store: RunStore, refs: Iterable[dict[str, Any]] | None = No
     payload the manifest names), in manifest order."""
     out: list[str] = []
     seen: set[str] = set()
-    persisted = hash_cache.load(store.root)
+    base = os.fspath(store.root)
+    persisted: dict[str, list[object]] | None = None  # the cache file, read only when the process lacks a hash
     hashed_now = False
     for ref in (iter_refs(store.manifest) if refs is None else refs):
         if ref["file"] in seen:
             continue
         seen.add(ref["file"])
-        path = store.root / ref["file"]
+        path = os.path.join(base, ref["file"])
         try:
             st = os.stat(path)
             if st.st_size != ref["bytes"]:
                 out.append(f"{ref['file']} has {st.st_size} bytes, the manifest says {ref['bytes']}")
                 continue
-            hashed_now = hashed_now or hash_cache.known(path, st) is None
+            if hash_cache.known(path, st) is None:
+                if persisted is None:
+                    persisted = hash_cache.load(store.root)
+                hashed_now = hashed_now or hash_cache.known(path, st) is None
             if file_sha256(path, st) != ref["sha256"]:
                 out.append(f"{ref['file']} does not match its content hash (sha256) in the manifest")
         except FileNotFoundError:
             out.append(f"{ref['file']} is missing")
         except OSError as exc:
             out.append(f"{ref['file']} cannot be read ({exc.strerror})")
-    if refs is None and (hashed_now or set(persisted) != seen):
+    if refs is None and (hashed_now or (persisted is not None and set(persisted) != seen)):
         hash_cache.save(store.root, sorted(seen))
     return out
 

@@ -193,7 +193,6 @@ class RunStore:
     def _save_hashes(self, wrote: bool) -> None:
         """Persist the known hashes of the new manifest's payloads (``hash_cache``) when it named new ones."""
         if wrote:
-            hash_cache.load(self.root)
             hash_cache.save(self.root, sorted(self.referenced_files()))
 
     @contextlib.contextmanager
