@@ -1,11 +1,12 @@
-"""``obliviate train CONFIG --out RUN [--resume]``: recorded block training from a TOML config."""
+"""``obliviate train CONFIG --out RUN [--resume] [--model NAME|PKG.MOD:FN] [--model-option K=V ...]``: recorded
+block training from a TOML config; ``--model`` and ``--model-option`` override its ``[model]`` section."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ._common import emit_json, wait_seconds
+from ._common import add_model_arguments, emit_json, model_overrides, wait_seconds
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true",
                    help="with --resume: refuse, rather than warn, when the torch version, thread count or CPU "
                         "kernels differ from the ones the run was recorded with (the result would not be bit-exact)")
+    add_model_arguments(p, "the model to train, replacing the config's [model] (and its options)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the inspect report) on stdout")
     p.set_defaults(func=run)
 
@@ -33,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from ..training.inspect import inspect_run
 
     config = RunConfig.from_toml(args.config)
+    if args.model is not None or args.model_option:
+        section = model_overrides(args.model, args.model_option, config.to_dict()["model"])
+        config = RunConfig.from_dict({**config.to_dict(), "model": section})
     result = train_run(config, args.out, resume=args.resume, wait=args.wait, strict=args.strict)
     report = inspect_run(result.path, check_payloads=False)
     if args.json:

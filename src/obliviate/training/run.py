@@ -22,12 +22,12 @@ from ..data import DatasetSplits, IndexedDataset, load_dataset, seeded_split
 from ..data.memorised import memorised_user_ids, plant_memorised
 from ..data.triggers import PatchTrigger, plant_backdoor
 from ..data.fingerprints import changes
-from ..errors import DataChangedError, IntegrityError, StoreError, StoreFormatError
+from ..errors import ConfigError, DataChangedError, IntegrityError, StoreError, StoreFormatError
 from ..models import build_model
 from ..store import RunStore
 from .block import evaluate, predict_logits
 from .chain import load_state, state_after
-from .config import RunConfig
+from .config import CUSTOM_MODEL, RunConfig
 
 ModelFactory = Callable[[], nn.Module]
 
@@ -150,11 +150,32 @@ class BlockData:
 
 
 def build_run_model(config: RunConfig, train: IndexedDataset, model_factory: ModelFactory | None = None) -> nn.Module:
-    """A fresh model for ``config`` (the user's ``model_factory``, else the named model, seeded)."""
+    """A fresh model for ``config``: the user's zero-argument ``model_factory`` when given, else the
+    configured factory (``model.factory``, an import path) or registered model, seeded by ``training.seed``."""
     if model_factory is not None:
         return model_factory()
-    return build_model(config.model.name, train.input_shape, train.num_classes, seed=config.training.seed,
-                       **config.model.options)
+    m = config.model
+    return build_model(m.factory or m.name, train.input_shape, train.num_classes, seed=config.training.seed,
+                       **m.options)
+
+
+def check_model_factory(config: RunConfig, where: str = "") -> None:
+    """Import the configured ``model.factory`` (or look up ``model.name``) now, so a missing package or an
+    unknown name fails before anything is done.
+
+    ``where``: the run it was recorded in (named in the message, with the ways out)."""
+    m = config.model
+    if m.name == CUSTOM_MODEL and not m.factory:  # a model given in Python (model_factory=)
+        return
+    from ..models import model_builder
+
+    try:
+        model_builder(m.factory or m.name)
+    except ConfigError as exc:
+        if not where or not m.factory:
+            raise
+        raise ConfigError(f"{where} was trained on the model factory {config.model.factory!r}, which cannot be "
+                          f"used here: {exc} (in Python you may instead pass model_factory= to open_run)") from None
 
 
 class Run:
@@ -263,14 +284,21 @@ class Run:
     # -- models ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         """A fresh model of the run's architecture (weights are the seeded initial ones)."""
-        if self._model_factory is None and self.config.model.name == "custom":
-            raise StoreError(f"{self.path} was trained on a custom model; pass model_factory= to open_run")
+        if self._model_factory is None and self.config.model.name == CUSTOM_MODEL and not self.config.model.factory:
+            raise StoreError(f"{self.path} was trained on a model given in Python; pass model_factory= to open_run "
+                             f"(or train with model.factory = \"package.module:function\" to record it)")
         return build_run_model(self.config, self.train, self._model_factory)
 
     def model_after(self, k: int) -> nn.Module:
         """The model after block ``k`` of the stored chain (``k = num_blocks``: the current model)."""
         model = self.build_model()
-        load_state(model, state_after(self.store, k))
+        try:
+            load_state(model, state_after(self.store, k))
+        except (KeyError, RuntimeError) as exc:  # the model's code changed since the run was trained
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"the model built for {self.path} ({self.config.model.factory or self.config.model.name}"
+                              f") does not fit the run's stored weights ({detail}); restore the model code and "
+                              f"options the run was trained with") from None
         model.eval()
         return model
 
@@ -312,7 +340,8 @@ def open_run(path: str | Path, *, splits: DatasetSplits | None = None,
              model_factory: ModelFactory | None = None) -> Run:
     """Open a recorded run and its data; refuses data that differs from what the run was trained on.
 
-    Pass ``splits`` (and ``model_factory``) when the run was trained on data or a model given in Python.
+    Pass ``splits`` (and ``model_factory``) when the run was trained on data or a model given in Python;
+    a model configured by import path (``model.factory``) is rebuilt from the manifest, with nothing passed.
     The data is checked sample by sample (:func:`reopen_data`): forgotten samples may be gone from the
     source; any other change is refused naming the samples.
     """
@@ -321,6 +350,8 @@ def open_run(path: str | Path, *, splits: DatasetSplits | None = None,
     config = RunConfig.from_dict(store.manifest["config"])
     if store.manifest["data"].get("user_supplied") and splits is None:
         raise StoreError(f"{path} was trained on data given in Python; pass splits= to open_run")
+    if model_factory is None:
+        check_model_factory(config, where=str(path))
     data = apply_canary(store.manifest, config, reopen_data(config, store, splits))
     return Run(store, config, data, model_factory)
 
