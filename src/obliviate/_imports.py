@@ -20,7 +20,7 @@ obliviate.errors.ConfigError: 'math:nope': module 'math' has no attribute 'nope'
 >>> resolve("math:pi")
 Traceback (most recent call last):
 ...
-obliviate.errors.ConfigError: 'math:pi' is a float, not a function or class; name a callable
+obliviate.errors.ConfigError: 'math:pi' is not callable (it is of type float); name a function or class
 """
 
 from __future__ import annotations
@@ -76,5 +76,6 @@ def resolve(path: str) -> Callable[..., Any]:
         obj = getattr(obj, part)
         reached = f"{reached}.{part}"
     if not callable(obj):
-        raise ConfigError(f"{path!r} is a {type(obj).__name__}, not a function or class; name a callable")
+        raise ConfigError(f"{path!r} is not callable (it is of type {type(obj).__name__}); name a function or "
+                          f"class")
     return obj  # type: ignore[no-any-return]
