@@ -15,7 +15,7 @@ from obliviate._imports import resolve
 from obliviate.cli import main
 from obliviate.errors import ConfigError, StoreError, UnknownNameError
 from obliviate.models import build_model
-from obliviate.training import RunConfig, open_run, train_run
+from obliviate.training import RunConfig, open_run, replay_block, train_run
 from tests._helpers import store_files, tiny_config
 
 PKG = "plugpkg_user_models"
@@ -125,6 +125,10 @@ def test_toml_factory_is_validated(tmp_path):
     cfg = RunConfig.from_dict({"model": {"factory": "mypkg.models:build", "options": {"width": 256}}})
     assert (cfg.model.name, cfg.model.factory, cfg.model.options) == ("custom", "mypkg.models:build", {"width": 256})
     assert RunConfig.from_dict(cfg.to_dict()) == cfg  # what the manifest stores reads back
+    inline = tmp_path / "inline.toml"  # the one-line form of the issue
+    inline.write_text('model = { factory = "mypkg.models:build", options = { width = 256 } }\n'
+                      '[data]\nname = "digits"\n')
+    assert RunConfig.from_toml(inline).model == cfg.model
     with pytest.raises(ConfigError, match="give either model.name .* or model.factory"):
         RunConfig.from_dict({"model": {"name": "lenet5", "factory": "mypkg.models:build"}})
     with pytest.raises(ConfigError, match="`model.factory`: 'mypkg.models' is not an import path"):
@@ -143,6 +147,11 @@ def test_toml_factory_run_is_recorded_and_reopens_with_nothing_passed(user_pkg, 
     assert type(model).__name__ == "Net" and model.conv.out_channels == 3
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                    run.final_model().state_dict().values()))
+    # the reopened run replays a block of the user's model bit for bit (one machine, one thread count: the
+    # run was recorded in this process under the same conditions)
+    update = replay_block(again, 2)
+    stored = again.store.get(again.manifest["blocks"][1]["update"])
+    assert set(update) == set(stored) and all(torch.equal(update[k], stored[k]) for k in stored)
 
 
 def test_python_model_factory_still_needs_passing_again(tmp_path):

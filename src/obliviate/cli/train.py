@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model block by block, recording every block",
                        description="Train block by block from a TOML config (keys: docs/config.md), recording "
                                    f"every block. Datasets: {', '.join(dataset_names())}. "
-                                   f"Models: {', '.join(model_names())}.")
+                                   f"Models: {', '.join(model_names())}, or your own factory by import path "
+                                   f"(--model mypkg.models:build).")
     p.add_argument("config", help="TOML config file, e.g. configs/digits.toml")
     p.add_argument("--out", required=True, help="run store folder to create (or to finish with --resume)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted run from its last stored block")

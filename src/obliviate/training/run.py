@@ -350,7 +350,7 @@ def open_run(path: str | Path, *, splits: DatasetSplits | None = None,
     config = RunConfig.from_dict(store.manifest["config"])
     if store.manifest["data"].get("user_supplied") and splits is None:
         raise StoreError(f"{path} was trained on data given in Python; pass splits= to open_run")
-    if model_factory is None:
+    if model_factory is None and config.model.factory:  # a recorded factory: import it now, or say how
         check_model_factory(config, where=str(path))
     data = apply_canary(store.manifest, config, reopen_data(config, store, splits))
     return Run(store, config, data, model_factory)
