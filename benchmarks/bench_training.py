@@ -22,10 +22,11 @@ Two measurements, one run, one JSON (``--out``):
 2. **Recording overhead** (item 8). ``recorded``: :func:`train_run` into a fresh run store (payloads
    content-hashed and written by the background writer, synced before each paced manifest commit).
    ``unrecorded``: the same training without any store, built from the library's own block loop
-   (:func:`prepare_data`, :func:`partition_ids`, :func:`build_model`, one :func:`make_optimizer`, then
-   :func:`train_block` for k = 1..B with the model and optimizer state carried over, continuing from the
-   chain's reconstruction ``previous + (current - previous)`` exactly as ``train_run`` does, then the
-   final evaluation on the validation and test sets). Both produce bit-identical models; the benchmark
+   (:func:`prepare_data`, :func:`partition_ids`, :func:`build_model`, the trainer's optimizer, then the
+   chain step :func:`~obliviate.training.chain.advance` for k = 1..B with the model and optimizer state
+   carried over, continuing from the chain's reconstruction ``previous + (current - previous)`` exactly
+   as ``train_run`` does, then the final evaluation on the validation and test sets; ``train_block_s`` is
+   the time in ``advance`` on both sides, chain arithmetic included). Both produce bit-identical models; the benchmark
    checks it. With ``--fsync-diagnosis`` a third variant, ``recorded_no_fsync`` (the store created with
    ``durable=False`` by a patch in this process only), is added: a diagnosis, not a product setting.
    The machine's speed drifts by tens of percent over seconds, so the repetitions alternate the order
@@ -36,6 +37,12 @@ Two measurements, one run, one JSON (``--out``):
    training thread and the writer thread separately, and its time is grouped by cause (training, chain
    arithmetic, optimizer flatten, payload layout, sha256, file writes, syncs, manifest JSON, waiting on
    the writer); the writer's work is then redone piece by piece without the profiler.
+
+3. **Recording overhead with a user trainer** (issue 12, "It must show" 5). The same two variants,
+   interleaved the same way, with a :class:`~obliviate.training.trainer.Trainer` given in Python
+   (label-smoothing cross-entropy through ``Batch.reduce``, AdamW with weight decay 0.05 from an
+   optimizer factory): cases whose name ends in "user trainer" and whose ``trainer`` field describes it.
+   ``--user-trainer-only`` runs just those cases.
 
     python benchmarks/bench_training.py [--out benchmarks/results/training.json] [--threads 1]
     python benchmarks/bench_training.py --skip-accuracy --out benchmarks/results/training_overhead.json
@@ -68,6 +75,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -75,11 +83,13 @@ sys.path.insert(0, str(ROOT / "src"))
 from obliviate.data import DatasetSplits, load_dataset  # noqa: E402
 from obliviate.models import build_model  # noqa: E402
 from obliviate.store import RunStore  # noqa: E402
-from obliviate.training import RunConfig, make_optimizer, partition_ids, train_block, train_run  # noqa: E402
+from obliviate.training import RunConfig, partition_ids, train_run  # noqa: E402
 from obliviate.training import recording as _recording  # noqa: E402
-from obliviate.training.block import evaluate  # noqa: E402
-from obliviate.training.chain import add, clone_state, load_state, subtract  # noqa: E402
+from obliviate.training.block import BlockRows, evaluate  # noqa: E402
+from obliviate.training.chain import advance, clone_state  # noqa: E402
 from obliviate.training.run import prepare_data  # noqa: E402
+from obliviate.training.trainer import DEFAULT as DEFAULT_TRAINER  # noqa: E402
+from obliviate.training.trainer import Trainer  # noqa: E402
 
 # The issue's settings: LeNet-5, Adam 1e-3, batch 32, constant rate; B = 1 trains 10 epochs, B = 20 and
 # B = 100 five epochs a block.
@@ -258,11 +268,24 @@ def _since(start: tuple[float, float, float]) -> dict[str, float]:
     return {"wall_s": wall, "cpu_process_s": proc, "cpu_training_thread_s": thread}
 
 
-def recorded(config: RunConfig, splits: DatasetSplits, *, durable: bool = True) -> dict[str, Any]:
+def _smoothed(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, y, reduction="none", label_smoothing=0.1)
+
+
+def _adamw(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05, foreach=False)
+
+
+#: The user trainer of the third measurement: a per-sample loss and an optimizer factory given in Python.
+USER_TRAINER = Trainer(loss=_smoothed, optimizer=_adamw, name="label-smoothing 0.1, AdamW wd 0.05")
+
+
+def recorded(config: RunConfig, splits: DatasetSplits, *, durable: bool = True,
+             trainer: Trainer = DEFAULT_TRAINER) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
         with contextlib.nullcontext() if durable else _store_without_fsync():
             start = _clocks()
-            run = train_run(config, Path(tmp) / "run", splits=splits)
+            run = train_run(config, Path(tmp) / "run", splits=splits, trainer=trainer)
             out = _since(start)
         state = {k: v.clone() for k, v in run.final_model().state_dict().items()}
         return {**out, "loop_s": run.manifest["timing"]["train_wall_s"],
@@ -271,8 +294,9 @@ def recorded(config: RunConfig, splits: DatasetSplits, *, durable: bool = True) 
                 "store_bytes": run.store.storage_bytes(), "state": state}
 
 
-def unrecorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]:
-    """``train_run`` without the store: the library's block loop, same partition, same chain semantics."""
+def unrecorded(config: RunConfig, splits: DatasetSplits, *, trainer: Trainer = DEFAULT_TRAINER) -> dict[str, Any]:
+    """``train_run`` without the store: the library's chain step (:func:`advance`, the same trainer), same
+    partition, same chain semantics."""
     start = _clocks()
     t = config.training
     data = prepare_data(config, splits)
@@ -280,20 +304,17 @@ def unrecorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]:
                            seed=t.seed)
     model = build_model(config.model.name, data.train.input_shape, data.train.num_classes, seed=t.seed,
                         **config.model.options)
-    optimizer = make_optimizer(model, t)
+    optimizer = trainer.make_optimizer(model, t)
     previous = clone_state(model)
-    x_all, y_all = data.train.x, data.train.y
     t_loop = time.perf_counter()
     in_blocks = 0.0
     for k in range(1, t.blocks + 1):
         pos = data.train.positions(torch.from_numpy(blocks[k - 1]))
         t0 = time.perf_counter()
-        train_block(model, optimizer, x_all[pos], y_all[pos], block=k, num_blocks=t.blocks, cfg=t)
+        # the chain step train_run takes (continuing from the chain's reconstruction: same model)
+        _, previous, _ = advance(model, optimizer, previous, BlockRows.of(data.train, pos), block=k,
+                                 num_blocks=t.blocks, cfg=t, trainer=trainer)
         in_blocks += time.perf_counter() - t0
-        # the chain's reconstruction, as train_run continues from it (kept: same computation, same model)
-        update = subtract(clone_state(model), previous)
-        previous = add(previous, update)
-        load_state(model, previous)
     loop = time.perf_counter() - t_loop
     evaluate(model, data.validation.x, data.validation.y)
     acc, _ = evaluate(model, data.test.x, data.test.y)
@@ -323,7 +344,7 @@ def _top(stats: dict[tuple[str, int, str], tuple[Any, ...]], n: int = 12) -> lis
     return rows[:n]
 
 
-def profile_recorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]:
+def profile_recorded(config: RunConfig, splits: DatasetSplits, trainer: Trainer = DEFAULT_TRAINER) -> dict[str, Any]:
     """One recorded run under cProfile: the training thread and the writer thread profiled separately.
 
     The writer's jobs are wrapped (in this process only, by replacing ``recording._block_job``) so each
@@ -341,7 +362,7 @@ def profile_recorded(config: RunConfig, splits: DatasetSplits) -> dict[str, Any]
     try:
         with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
             t0 = time.perf_counter()
-            run = main_prof.runcall(train_run, config, Path(tmp) / "run", splits=splits)
+            run = main_prof.runcall(train_run, config, Path(tmp) / "run", splits=splits, trainer=trainer)
             wall = time.perf_counter() - t0
             n_blocks = len(run.manifest["blocks"])
             manifest_bytes = (Path(tmp) / "run" / "manifest.json").stat().st_size
@@ -449,12 +470,13 @@ def _bootstrap_ratio(recorded: list[float], unrecorded: list[float], *, draws: i
 
 
 def overhead_case(name: str, config: RunConfig, splits: DatasetSplits, repeats: int, *,
-                  warmup: bool, profile: bool, fsync_diagnosis: bool) -> dict[str, Any]:
+                  warmup: bool, profile: bool, fsync_diagnosis: bool,
+                  trainer: Trainer = DEFAULT_TRAINER) -> dict[str, Any]:
     print(f"  [overhead] {name}: {repeats} repetitions, order alternating", file=sys.stderr)
-    variants = {"recorded": lambda: recorded(config, splits),
-                "unrecorded": lambda: unrecorded(config, splits)}
+    variants = {"recorded": lambda: recorded(config, splits, trainer=trainer),
+                "unrecorded": lambda: unrecorded(config, splits, trainer=trainer)}
     if fsync_diagnosis:
-        variants["recorded_no_fsync"] = lambda: recorded(config, splits, durable=False)
+        variants["recorded_no_fsync"] = lambda: recorded(config, splits, durable=False, trainer=trainer)
     if warmup:
         for fn in variants.values():
             fn()
@@ -488,7 +510,7 @@ def overhead_case(name: str, config: RunConfig, splits: DatasetSplits, repeats: 
     paired = [round(a / b, 4) for a, b in zip(walls["recorded"], walls["unrecorded"])]
     t = config.training
     out: dict[str, Any] = {
-        "name": name, "dataset": config.data.name, "model": config.model.name, "blocks": t.blocks,
+        "name": name, "trainer": trainer.describe(), "dataset": config.data.name, "model": config.model.name, "blocks": t.blocks,
         "epochs_per_block": t.epochs_per_block, "training": dict(config.to_dict()["training"]),
         "validation_fraction": config.data.validation_fraction, "snapshot_every": config.store.snapshot_every,
         "repeats": repeats,
@@ -513,32 +535,43 @@ def overhead_case(name: str, config: RunConfig, splits: DatasetSplits, repeats: 
           f"ratio {ratio:.3f} (90% CI {out['ratio_90ci_bootstrap']}, loop only {out['ratio_loop_only']:.3f}, "
           f"process cpu {out['ratio_cpu_process']:.3f}); identical models: {identical}", file=sys.stderr)
     if profile:
-        out["profile"] = profile_recorded(config, splits)
+        out["profile"] = profile_recorded(config, splits, trainer)
     return out
 
 
 def overhead_section(quick: bool, repeats: int, mnist: DatasetSplits | None, *,
-                     fsync_diagnosis: bool = False, profile: bool = True) -> dict[str, Any]:
+                     fsync_diagnosis: bool = False, profile: bool = True,
+                     user_trainer_only: bool = False) -> dict[str, Any]:
     cases = []
     digits = load_dataset("digits")
     # Warm-up: the first optimizer a process makes imports torch._dynamo (seconds); keep that out of
     # the first timed repetition of whichever case comes first.
     tiny = make_config("digits", "small_cnn", {"blocks": 2, "epochs_per_block": 1}, validation_fraction=0.1)
-    recorded(tiny, digits)
-    unrecorded(tiny, digits)
+    for trainer in (DEFAULT_TRAINER, USER_TRAINER):
+        recorded(tiny, digits, trainer=trainer)
+        unrecorded(tiny, digits, trainer=trainer)
+    opts = {"profile": profile, "fsync_diagnosis": fsync_diagnosis}
     if quick:
         cfg = make_config("digits", "small_cnn", {"blocks": 4, "epochs_per_block": 1}, validation_fraction=0.1)
-        cases.append(overhead_case("digits small_cnn B=4 E=1 (quick)", cfg, digits, repeats, warmup=False,
-                                   profile=profile, fsync_diagnosis=fsync_diagnosis))
+        if not user_trainer_only:
+            cases.append(overhead_case("digits small_cnn B=4 E=1 (quick)", cfg, digits, repeats, warmup=False,
+                                       **opts))
+        cases.append(overhead_case("digits small_cnn B=4 E=1 (quick), user trainer", cfg, digits, repeats,
+                                   warmup=False, trainer=USER_TRAINER, **opts))
     else:
         assert mnist is not None
         cfg = make_config("mnist-t10k", "lenet5", {"blocks": 100, "epochs_per_block": 5},
                           validation_fraction=0.1)
-        cases.append(overhead_case("mnist-t10k lenet5 B=100 E=5", cfg, mnist, repeats, warmup=False,
-                                   profile=profile, fsync_diagnosis=fsync_diagnosis))
+        if not user_trainer_only:
+            cases.append(overhead_case("mnist-t10k lenet5 B=100 E=5", cfg, mnist, repeats, warmup=False, **opts))
+        cases.append(overhead_case("mnist-t10k lenet5 B=100 E=5, user trainer", cfg, mnist, repeats, warmup=False,
+                                   trainer=USER_TRAINER, **opts))
         cfg = make_config("digits", "small_cnn", {"blocks": 20, "epochs_per_block": 5}, validation_fraction=0.1)
-        cases.append(overhead_case("digits small_cnn B=20 E=5", cfg, digits, max(repeats, 15), warmup=True,
-                                   profile=profile, fsync_diagnosis=fsync_diagnosis))
+        if not user_trainer_only:
+            cases.append(overhead_case("digits small_cnn B=20 E=5", cfg, digits, max(repeats, 15), warmup=True,
+                                       **opts))
+        cases.append(overhead_case("digits small_cnn B=20 E=5, user trainer", cfg, digits, max(repeats, 15),
+                                   warmup=True, trainer=USER_TRAINER, **opts))
     return {"note": "engine defaults (adam 1e-3, cosine, batch 32, validation_fraction 0.1, snapshot_every 10, "
                     "commit_interval_s 1.0, durable store: payloads synced (syncfs) before every manifest "
                     "commit, manifest fsynced), store in a temp dir on the local disk", "cases": cases}
@@ -591,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled extra run of each overhead case")
+    parser.add_argument("--user-trainer-only", action="store_true",
+                        help="overhead: only the cases with a user trainer (label smoothing, AdamW)")
     parser.add_argument("--fsync-diagnosis", action="store_true",
                         help="add a third overhead variant: the recorded run with the store's fsync switched off")
     args = parser.parse_args(argv)
@@ -625,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         print("recording overhead", file=sys.stderr)
         t0 = time.perf_counter()
         result["overhead"] = overhead_section(args.quick, repeats, mnist, fsync_diagnosis=args.fsync_diagnosis,
-                                              profile=not args.no_profile)
+                                              profile=not args.no_profile, user_trainer_only=args.user_trainer_only)
         result["overhead"]["section_wall_s"] = round(time.perf_counter() - t0, 1)
     result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["total_wall_s"] = round(time.perf_counter() - started, 1)

@@ -4,59 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from tests._helpers import store_files, tiny_config
 from obliviate.errors import RequestError, UnknownNameError
-from obliviate.models import build_model
-from obliviate.training import make_optimizer, train_run
-from obliviate.training.chain import add, clone_state, load_state, subtract
-from obliviate.unlearning import Bounds, ForgetOptions, forget, forget_many, make_stopping_rule
-
-
-def retrain_from_scratch(run, removed):
-    """Independent oracle: blocks 1..B of the run's recorded partition without ``removed``, from the seeded
-    init, with a block loop written here (not the library's ``train_block``): minibatches drawn over each
-    block's recorded members with the seeds (run seed, block, epoch), removed samples left out of their
-    minibatch (normalised by the recorded batch size), training continued from the chain's sum."""
-    import math
-
-    import torch.nn.functional as F
-
-    from obliviate.training.block import _mix, deterministic
-    from obliviate.training.schedule import lr_at
-
-    cfg = run.config.training
-    model = build_model(run.config.model.name, run.train.input_shape, 10, seed=cfg.seed, **run.config.model.options)
-    opt = make_optimizer(model, cfg)
-    state = clone_state(model)
-    B = run.num_blocks
-    for k in range(1, B + 1):
-        recorded = [int(i) for i in run.recorded_block_ids(k)]
-        n = len(recorded)
-        nb = math.ceil(n / cfg.batch_size)
-        model.train()
-        with deterministic(_mix(cfg.seed, k)):
-            for e in range(cfg.epochs_per_block):
-                perm = torch.randperm(n, generator=torch.Generator().manual_seed(_mix(cfg.seed, k, e)))
-                for i in range(nb):
-                    batch = [recorded[j] for j in perm[i * cfg.batch_size:(i + 1) * cfg.batch_size].tolist()]
-                    kept = [sid for sid in batch if sid not in removed]
-                    if not kept:
-                        continue
-                    for g in opt.param_groups:
-                        g["lr"] = lr_at((k - 1 + (e + i / nb) / cfg.epochs_per_block) / B, lr=cfg.lr,
-                                        schedule=cfg.schedule, min_lr_ratio=cfg.min_lr_ratio,
-                                        warmup_fraction=cfg.warmup_fraction)
-                    pos = run.train.positions(torch.tensor(kept, dtype=torch.int64))
-                    opt.zero_grad(set_to_none=True)
-                    if len(kept) == len(batch):
-                        loss = F.cross_entropy(model(run.train.x[pos]), run.train.y[pos])
-                    else:
-                        loss = F.cross_entropy(model(run.train.x[pos]), run.train.y[pos], reduction="sum") / len(batch)
-                    loss.backward()
-                    opt.step()
-        state = add(state, subtract(clone_state(model), state))
-        load_state(model, state)
-    return state
+from obliviate.training.chain import add, subtract
+from obliviate.unlearning import (
+    Bounds,
+    ForgetOptions,
+    forget,
+    forget_many,
+    make_stopping_rule,
+)
+from tests._helpers import retrain_from_scratch, store_files
 
 
 def test_exact_equals_retraining_from_scratch_bit_for_bit(tiny_run):

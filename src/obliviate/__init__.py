@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from .data.torch_dataset import from_torch_dataset
 from .training import RunConfig, open_run, replay_block, train_run
+from .training.trainer import Batch, StepInfo, Trainer
 from .unlearning import ForgetOptions, forget, forget_many
 
 __version__ = "0.1.0"
-__all__ = ["ForgetOptions", "RunConfig", "forget", "forget_many", "open_run", "replay_block", "train_run",
-           "verify_request"]
+__all__ = ["Batch", "ForgetOptions", "RunConfig", "StepInfo", "Trainer", "forget", "forget_many", "from_torch_dataset",
+           "open_run", "replay_block", "train_run", "verify_request"]
 
 
 def __getattr__(name: str) -> Any:  # verification pulls in scipy and scikit-learn: load it on first use

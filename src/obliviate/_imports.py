@@ -45,17 +45,30 @@ def is_import_path(text: str) -> bool:
     return ":" in text
 
 
-def check_import_path(text: str) -> str:
+def check_import_path(text: str, example: str = "mypkg.models:build") -> str:
     """``text`` if it is a well-formed ``package.module:attribute`` path; else a :class:`ConfigError`."""
     if not isinstance(text, str) or not _PATTERN.match(text):
         raise ConfigError(f"{text!r} is not an import path: write it as package.module:attribute, "
-                          f"e.g. mypkg.models:build")
+                          f"e.g. {example}")
     return text
 
 
-def resolve(path: str) -> Callable[..., Any]:
+def resolve(path: str, example: str = "mypkg.models:build") -> Callable[..., Any]:
     """Import ``package.module`` and return the callable named after the colon (dots reach into it)."""
-    module_name, _, attribute = check_import_path(path).partition(":")
+    obj = resolve_object(path, example)
+    if not callable(obj):
+        raise ConfigError(f"{path!r} is not callable (it is of type {type(obj).__name__}); name a function or "
+                          f"class")
+    return obj  # type: ignore[no-any-return]
+
+
+def resolve_object(path: str, example: str = "mypkg.models:build") -> Any:
+    """Import ``package.module`` and return the object named after the colon, callable or not.
+
+    >>> resolve_object("math:pi") > 3
+    True
+    """
+    module_name, _, attribute = check_import_path(path, example).partition(":")
     try:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -75,7 +88,4 @@ def resolve(path: str) -> Callable[..., Any]:
                               f"attribute {part!r}; check the name after the colon")
         obj = getattr(obj, part)
         reached = f"{reached}.{part}"
-    if not callable(obj):
-        raise ConfigError(f"{path!r} is not callable (it is of type {type(obj).__name__}); name a function or "
-                          f"class")
-    return obj  # type: ignore[no-any-return]
+    return obj

@@ -13,13 +13,17 @@ Data lives in memory as tensors: block training slices them by index, which is f
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import DataError, RequestError
+
+#: Draws samples afresh by id, sample ``ids[i]`` under seed ``seeds[i]``: ``(x, y)``. Set by
+#: :func:`obliviate.data.torch_dataset.from_torch_dataset`, so a user's random transforms apply in training.
+SampleFetcher = Callable[[torch.Tensor, Sequence[int]], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class IndexedDataset:
     """Samples ``x``, integer labels ``y`` and stable integer ``ids``, all in memory.
 
     ``x`` is float32 of shape ``(n, *input_shape)``; ``y`` and ``ids`` are int64 of shape ``(n,)``.
+    ``fetch``, where set (a user's torch ``Dataset``), draws the samples afresh for every training
+    minibatch (their random transforms), while ``x`` is their fixed evaluation view.
     """
 
     ids: torch.Tensor
@@ -34,6 +40,7 @@ class IndexedDataset:
     y: torch.Tensor
     num_classes: int
     name: str = "dataset"
+    fetch: SampleFetcher | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         n = self.ids.shape[0]
@@ -78,10 +85,11 @@ class IndexedDataset:
     def take(self, positions: torch.Tensor) -> "IndexedDataset":
         """The samples at the given row positions."""
         return IndexedDataset(self.ids[positions], self.x[positions], self.y[positions],
-                              self.num_classes, self.name)
+                              self.num_classes, self.name, self.fetch)
 
     def with_data(self, x: torch.Tensor, y: torch.Tensor) -> "IndexedDataset":
-        """Same ids, replaced samples and labels (e.g. a canary stamped with a trigger)."""
+        """Same ids, replaced samples and labels (e.g. a canary stamped with a trigger); the replaced
+        samples are the data from then on (no ``fetch``)."""
         return IndexedDataset(self.ids, x, y, self.num_classes, self.name)
 
     def fingerprint(self) -> str:

@@ -9,15 +9,21 @@ reproduces the stored block bit for bit on CPU.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.base import IndexedDataset, SampleFetcher
+from ..errors import ConfigError
 from .config import TrainingConfig
 from .schedule import lr_at
+from .trainer import DEFAULT as DEFAULT_TRAINER
+from .trainer import Batch, StepInfo, Trainer
 
 
 def make_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
@@ -53,12 +59,52 @@ def deterministic(seed: int) -> Iterator[None]:
             torch.use_deterministic_algorithms(was)
 
 
+@dataclass(frozen=True)
+class BlockRows:
+    """The samples a block trains on (canonical id order): ``x``, ``y``, their ``ids`` and, for a user's
+    torch ``Dataset``, the ``fetch`` that draws them afresh per minibatch (random transforms)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    ids: torch.Tensor | None = None
+    fetch: SampleFetcher | None = None
+
+    @classmethod
+    def of(cls, dataset: IndexedDataset, positions: torch.Tensor) -> BlockRows:
+        """Rows ``positions`` of ``dataset``."""
+        return cls(dataset.x[positions], dataset.y[positions], dataset.ids[positions], dataset.fetch)
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter or buffer (CPU for a model without either)."""
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of the setting ``training.device``; CUDA asked for but absent is a clear error."""
+    if name != "cpu" and not torch.cuda.is_available():
+        raise ConfigError(f"training.device = {name!r} but no CUDA device is available here (torch "
+                          f"{torch.__version__}); set training.device = \"cpu\"")
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"training.device = {name!r} but only {torch.cuda.device_count()} CUDA device(s) are "
+                          f"present; use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+    return device
+
+
 def train_block(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                 *, block: int, num_blocks: int, cfg: TrainingConfig, slots: torch.Tensor | None = None,
-                num_slots: int | None = None) -> float:
+                num_slots: int | None = None, trainer: Trainer | None = None, ids: torch.Tensor | None = None,
+                fetch: SampleFetcher | None = None) -> float:
     """Train ``E`` epochs on the block's samples ``x, y`` (in canonical id order). Returns the mean loss.
 
-    ``block`` is 1-based. An empty block trains nothing.
+    ``block`` is 1-based. An empty block trains nothing. ``trainer`` trains each minibatch (default:
+    the built-in cross-entropy step, :mod:`obliviate.training.trainer`); this loop sets its learning
+    rate from the schedule before every step. ``ids`` are the rows' stable ids (given to the trainer;
+    default ``0..n-1``); ``fetch`` (a user's torch ``Dataset``) draws each minibatch's samples afresh,
+    sample ``i`` under a seed from ``(seed, block, epoch, id)``, instead of reading ``x``.
 
     ``slots`` (with ``num_slots``) says where each row stands among the block's *recorded* members
     when some of them were deleted: row ``i`` is recorded member ``slots[i]`` of ``num_slots``. The
@@ -72,6 +118,8 @@ def train_block(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
     n = int(x.shape[0])
     if n == 0:
         return float("nan")
+    trainer = DEFAULT_TRAINER if trainer is None else trainer
+    row_ids = torch.arange(n) if ids is None else ids
     total_slots = n if slots is None else int(num_slots if num_slots is not None else n)
     row_of: torch.Tensor | None = None
     if slots is not None:
@@ -81,7 +129,9 @@ def train_block(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
         row_of[slots.to(torch.int64)] = torch.arange(n)
     nb = math.ceil(total_slots / cfg.batch_size)
     epochs = cfg.epochs_per_block
-    total = torch.zeros(())
+    device = device_of(model)
+    on_cpu = device.type == "cpu"
+    total = torch.zeros((), device=device)
     model.train()
     with deterministic(_mix(cfg.seed, block)):
         for e in range(epochs):
@@ -99,14 +149,18 @@ def train_block(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
                              warmup_fraction=cfg.warmup_fraction)
                 for group in optimizer.param_groups:
                     group["lr"] = rate
-                optimizer.zero_grad(set_to_none=True)
-                if len(idx) == recorded:  # the recorded minibatch, computed exactly as when recorded
-                    loss = F.cross_entropy(model(x[idx]), y[idx])
+                batch_ids = row_ids[idx]
+                if fetch is not None:
+                    bx, _ = fetch(batch_ids, [_mix(cfg.seed, block, e, int(s)) for s in batch_ids.tolist()])
                 else:
-                    loss = F.cross_entropy(model(x[idx]), y[idx], reduction="sum") / recorded
-                loss.backward()
-                optimizer.step()
-                total += loss.detach() * recorded
+                    bx = x[idx]
+                by = y[idx]
+                if not on_cpu:
+                    bx, by = bx.to(device, non_blocking=True), by.to(device, non_blocking=True)
+                info = StepInfo(block=block, num_blocks=num_blocks, epoch=e, epochs=epochs, step=i, steps=nb,
+                                lr=rate, seed=cfg.seed)
+                loss = trainer.run_step(model, optimizer, Batch(bx, by, batch_ids, recorded), info)
+                total += loss.to(total.device) * recorded
     return float(total) / (total_slots * epochs)
 
 
@@ -131,8 +185,12 @@ def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024)
     """Logits of ``model`` on ``x`` in eval mode, batched; the model's train/eval mode is restored."""
     was = model.training
     model.eval()
+    device = device_of(model)
     try:
-        return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else \
-            torch.empty(0)
+        if not len(x):
+            return torch.empty(0)
+        if device.type == "cpu":
+            return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return torch.cat([model(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
     finally:
         model.train(was)

@@ -13,17 +13,23 @@ stored updates of the blocks after ``t`` as they are.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..store import RunStore, flatten_optimizer_state, unflatten_optimizer_state
 
+if TYPE_CHECKING:
+    from .block import BlockRows
+    from .trainer import Trainer
+
 State = dict[str, torch.Tensor]
 
 
 def clone_state(model: torch.nn.Module) -> State:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    """A copy of ``model``'s state on the CPU (where the chain lives, whatever the training device)."""
+    return {k: v.detach().clone() if v.device.type == "cpu" else v.detach().to("cpu", copy=True)
+            for k, v in model.state_dict().items()}
 
 
 def subtract(a: State, b: State) -> State:
@@ -61,7 +67,8 @@ def optimizer_state_after(store: RunStore, k: int, manifest: dict[str, Any] | No
 
 
 def optimizer_payload(optimizer: torch.optim.Optimizer) -> tuple[State, dict[str, str]]:
-    return flatten_optimizer_state(optimizer.state_dict())
+    tensors, meta = flatten_optimizer_state(optimizer.state_dict())
+    return {k: v if v.device.type == "cpu" else v.cpu() for k, v in tensors.items()}, meta
 
 
 def load_state(model: torch.nn.Module, state: State) -> None:
@@ -72,21 +79,22 @@ def load_state(model: torch.nn.Module, state: State) -> None:
             own[k].copy_(v)
 
 
-def advance(model: torch.nn.Module, optimizer: torch.optim.Optimizer, previous: State, x: torch.Tensor,
-            y: torch.Tensor, *, block: int, num_blocks: int, cfg: Any, slots: torch.Tensor | None = None,
+def advance(model: torch.nn.Module, optimizer: torch.optim.Optimizer, previous: State, rows: BlockRows, *,
+            block: int, num_blocks: int, cfg: Any, trainer: Trainer | None = None, slots: torch.Tensor | None = None,
             num_slots: int | None = None) -> tuple[State, State, float]:
-    """One step of the chain: train block ``block`` from ``previous`` (already loaded in ``model``),
-    then continue from the chain's own reconstruction ``previous + update`` (not from the model's
-    slightly different float state), so that replaying the block from the stored state reproduces
-    the stored update bit for bit. Returns ``(update, state, loss)``; ``model`` holds ``state``.
+    """One step of the chain: train block ``block`` on ``rows`` from ``previous`` (already loaded in
+    ``model``) with ``trainer`` (default: the built-in loop), then continue from the chain's own
+    reconstruction ``previous + update`` (not from the model's slightly different float state), so that
+    replaying the block from the stored state reproduces the stored update bit for bit. Returns
+    ``(update, state, loss)`` (on the CPU); ``model`` holds ``state``.
 
     Every caller that trains a block of a run goes through here: recording, replay, the unlearning
     engine's modes, the oracles and the benchmarks' noise floors.
     """
     from .block import train_block
 
-    loss = train_block(model, optimizer, x, y, block=block, num_blocks=num_blocks, cfg=cfg, slots=slots,
-                       num_slots=num_slots)
+    loss = train_block(model, optimizer, rows.x, rows.y, block=block, num_blocks=num_blocks, cfg=cfg, slots=slots,
+                       num_slots=num_slots, trainer=trainer, ids=rows.ids, fetch=rows.fetch)
     update = subtract(clone_state(model), previous)
     state = add(previous, update)
     load_state(model, state)

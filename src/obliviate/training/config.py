@@ -91,6 +91,9 @@ class TrainingConfig:
     order_file: str = field(default="", metadata=_doc(
         "for partition = \"order\": a text file with every training id, one per line, in training order"))
     seed: int = field(default=0, metadata=_doc("seed of the model init, the partition and every minibatch order"))
+    device: str = field(default="cpu", metadata=_doc(
+        "where blocks are trained: \"cpu\" (bit-exact replay) or \"cuda\" / \"cuda:N\" (when present); the chain "
+        "is stored on the CPU either way"))
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,8 @@ class RunConfig:
                                     ("training.partition", t.partition, PARTITIONS)):
             if value not in allowed:
                 raise ConfigError(f"Expected `{key}` to be one of {', '.join(allowed)}, but got {value!r}")
+        if not (t.device == "cpu" or t.device == "cuda" or (t.device.startswith("cuda:") and t.device[5:].isdigit())):
+            raise bad("training.device", "\"cpu\", \"cuda\" or \"cuda:N\"", t.device)
         if t.partition == "order" and not t.order_file:
             raise ConfigError("training.partition = \"order\" needs training.order_file, a file of ids one per line")
         if not 0 <= self.data.validation_fraction < 1:

@@ -28,7 +28,7 @@ from ..errors import ReproducibilityError
 
 log = logging.getLogger(__name__)
 
-DEVICE = "cpu"  # block training runs on the CPU (obliviate.training.block)
+DEVICE = "cpu"  # the default training device (config ``training.device``)
 
 # recorded key -> (label in messages, how to restore it; {r} is the recorded value)
 _CHECKED = {
@@ -42,18 +42,22 @@ _CHECKED = {
 }
 
 
-def current_conditions() -> dict[str, Any]:
-    """The conditions in force now, as recorded under ``manifest["determinism"]``."""
+def current_conditions(device: str = DEVICE) -> dict[str, Any]:
+    """The conditions in force now for training on ``device``, as recorded under ``manifest["determinism"]``
+    (for a GPU also its name, under ``device_name``)."""
+    extra = {"device_name": torch.cuda.get_device_name(device)} if device != "cpu" and torch.cuda.is_available() \
+        else {}
     return {
         "torch": torch.__version__,
         "num_threads": torch.get_num_threads(),
         # block training always runs under torch.use_deterministic_algorithms(True, warn_only=True)
         # (obliviate.training.block.deterministic), whatever the caller's global setting
         "deterministic_algorithms": "on, warn_only (set by obliviate.training.block for every block)",
-        "device": DEVICE,
+        "device": device,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "aten_cpu_capability_env": os.environ.get("ATEN_CPU_CAPABILITY", ""),
         "machine": platform.machine(),
+        **extra,
     }
 
 
@@ -73,7 +77,8 @@ def check_conditions(manifest: dict[str, Any], action: str, *, strict: bool = Fa
     recorded = manifest.get("determinism")
     if not recorded:
         return []
-    diffs = differences(recorded, current_conditions())
+    device = manifest.get("config", {}).get("training", {}).get("device", DEVICE)
+    diffs = differences(recorded, current_conditions(device))
     if not diffs:
         return []
     msg = (f"{action} replays recorded blocks under other conditions than the run was trained under, so the "

@@ -27,7 +27,7 @@ from ..data.fingerprints import record as record_samples
 from ..errors import ConfigError, ObliviateError, StoreError, file_error
 from ..store import RunStore, file_lock
 from ..store.integrity import require_intact
-from .block import accuracy_and_loss, make_optimizer, predict_logits
+from .block import accuracy_and_loss, predict_logits, resolve_device
 from .predictions import KEY as PREDICTIONS_KEY, margins, predictions_entry
 from .chain import advance, clone_state, load_state, optimizer_payload, optimizer_state_after, state_after
 from .config import CUSTOM_MODEL, RunConfig
@@ -36,6 +36,7 @@ from .partition import partition_ids, read_id_file
 from ..data.memorised import choose_memorised_users
 from .run import (ModelFactory, Run, RunData, apply_canary, build_run_model, check_model_factory, check_source,
                   choose_canary_ids, partition_payload, prepare_data)
+from .trainer import Trainer, resolve_trainer, trainer_for_run
 from .writer import BackgroundWriter
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ Start = tuple[torch.nn.Module, torch.optim.Optimizer]
 
 
 def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
-               model_factory: ModelFactory | None) -> tuple[RunStore, Start]:
+               model_factory: ModelFactory | None, trainer: Trainer) -> tuple[RunStore, Start]:
     """Create the store with everything training starts from (partition, initial model and optimizer)
     in its first manifest, and return that model and optimizer."""
     t = config.training
@@ -82,18 +83,20 @@ def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
     manifest = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "library_versions": library_versions(),
-        "determinism": current_conditions(),
+        "determinism": current_conditions(t.device),
         "config": cfg,
         "data": {"name": config.data.name, "fingerprint": data.fingerprint, "user_supplied": user_supplied,
                  "n_train": len(data.train), "n_validation": len(data.validation), "n_test": len(data.test)},
         "canary": canary,
         "memorised": memorised,
+        "trainer": trainer.describe(),
         "status": "training",
         "blocks": [],
         "requests": [],
     }
     model = build_run_model(config, data.train, model_factory)
-    optimizer = make_optimizer(model, t)
+    trainer.check(model, data.train.x[:2].to(resolve_device(t.device)), data.train.y[:2].to(resolve_device(t.device)))
+    optimizer = trainer.make_optimizer(model, t)
 
     def fill(store: RunStore) -> dict[str, Any]:
         opt_tensors, opt_meta = optimizer_payload(optimizer)
@@ -106,7 +109,7 @@ def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
 
 
 def _create_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
-                  model_factory: ModelFactory | None, wait: float) -> tuple[RunStore, Start]:
+                  model_factory: ModelFactory | None, trainer: Trainer, wait: float) -> tuple[RunStore, Start]:
     """:func:`_new_store` under the lock; a failure before the first commit leaves the folder as found
     (no lock file, no payloads, no folders this call made)."""
     if out.exists() and not out.is_dir():
@@ -116,7 +119,7 @@ def _create_store(out: Path, config: RunConfig, data: RunData, user_supplied: bo
     try:
         out.mkdir(parents=True, exist_ok=True)
         with file_lock(out / ".lock", exclusive=True, timeout=wait):
-            return _new_store(out, config, data, user_supplied, model_factory)
+            return _new_store(out, config, data, user_supplied, model_factory, trainer)
     except BaseException as exc:
         if not (out / "manifest.json").exists():
             if not had_lock:
@@ -131,24 +134,28 @@ def _create_store(out: Path, config: RunConfig, data: RunData, user_supplied: bo
 
 
 def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, splits: DatasetSplits | None = None,
-              model_factory: ModelFactory | None = None, wait: float = 0.0, strict: bool = False) -> Run:
+              model_factory: ModelFactory | None = None, wait: float = 0.0, strict: bool = False,
+              trainer: Trainer | str | None = None) -> Run:
     """Train ``config`` block by block, recording every block in a run store at ``out``.
 
     With ``resume=True`` an interrupted run at ``out`` is finished from its last stored block, giving
     the same result as an uninterrupted run under the conditions recorded in the manifest (thread count,
     torch version, CPU kernels: see :mod:`obliviate.training.determinism`); under others it warns, and
     with ``strict=True`` refuses. ``splits`` and ``model_factory`` bring your own data and model instead
-    of the configured ones.
+    of the configured ones; ``trainer`` (a :class:`~obliviate.training.trainer.Trainer` or an import path
+    ``"pkg.mod:attr"``) your own loss, step and optimizer (default: the built-in cross-entropy loop).
     """
     out = Path(out)
     if model_factory is None:
         check_model_factory(config)  # a factory that cannot be imported fails before any data or store
+    chosen = resolve_trainer(trainer)
     data = prepare_data(config, splits)
     start: Start | None = None
     if resume:
         store = RunStore.open(out)
         stored = RunConfig.from_dict(store.manifest["config"] | ({"model": config.to_dict()["model"]}
                                                                   if model_factory else {}))
+        chosen = trainer_for_run(store.manifest.get("trainer"), trainer, out)
         if stored != config:
             raise ConfigError(f"--resume needs the config the run was started with; {out} was started with a "
                               f"different one (compare with `obliviate inspect {out} --json`)")
@@ -160,8 +167,9 @@ def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, split
         elif store.manifest["data"]["fingerprint"] != data.fingerprint:
             raise StoreError(f"the data differs from the data {out} was started on; cannot resume")
     else:
-        store, start = _create_store(out, config, data, splits is not None, model_factory, wait)
-    run = Run(store, config, apply_canary(store.manifest, config, data), model_factory)
+        resolve_device(config.training.device)  # before anything is stored
+        store, start = _create_store(out, config, data, splits is not None, model_factory, chosen, wait)
+    run = Run(store, config, apply_canary(store.manifest, config, data), model_factory, chosen)
     with store.lock(exclusive=True, timeout=wait):
         store.reload()
         if resume:
@@ -178,7 +186,7 @@ def _resume_state(run: Run) -> Start:
     store, k = run.store, len(run.store.manifest["blocks"])
     model = run.build_model()
     load_state(model, state_after(store, k))
-    optimizer = make_optimizer(model, run.config.training)
+    optimizer = run.trainer.make_optimizer(model, run.config.training)
     optimizer.load_state_dict(optimizer_state_after(store, k))
     return model, optimizer
 
@@ -191,7 +199,6 @@ def _train_blocks(run: Run, start: Start | None) -> None:
     first = len(store.manifest["blocks"]) + 1
     model, optimizer = start if start is not None else _resume_state(run)
     previous = clone_state(model)
-    x_all, y_all = run.train.x, run.train.y
     writer = BackgroundWriter(maxsize=2)
     t_start = time.perf_counter()
     pacing = {"interval": cfg.store.commit_interval_s, "last": time.monotonic()}
@@ -199,8 +206,8 @@ def _train_blocks(run: Run, start: Start | None) -> None:
         for k in progress(range(first, B + 1), desc="training blocks", total=B - first + 1):
             pos = run.train.positions(torch.from_numpy(run.block_ids(k)))
             t0 = time.perf_counter()
-            update, previous, loss = advance(model, optimizer, previous, x_all[pos], y_all[pos], block=k,
-                                             num_blocks=B, cfg=cfg.training)
+            update, previous, loss = advance(model, optimizer, previous, run.rows(pos), block=k, num_blocks=B,
+                                             cfg=cfg.training, trainer=run.trainer)
             wall = time.perf_counter() - t0
             opt_tensors, opt_meta = optimizer_payload(optimizer)
             snapshot = previous if (k % cfg.store.snapshot_every == 0 or k == B) else None

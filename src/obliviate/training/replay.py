@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 
-from .block import make_optimizer
 from .chain import State, advance, load_state, optimizer_state_after, state_after
 from .determinism import check_conditions
 from .run import Run
@@ -31,10 +30,9 @@ def replay_block(run: Run, k: int, *, strict: bool = False) -> State:
     model = run.build_model()
     before = state_after(run.store, k - 1)
     load_state(model, before)
-    optimizer = make_optimizer(model, run.config.training)
+    optimizer = run.trainer.make_optimizer(model, run.config.training)
     optimizer.load_state_dict(optimizer_state_after(run.store, k - 1))
     data = run.block_data(k)
-    update, _, _ = advance(model, optimizer, before, run.train.x[data.positions], run.train.y[data.positions],
-                           block=k, num_blocks=run.num_blocks, cfg=run.config.training, slots=data.slots,
-                           num_slots=data.num_slots)
+    update, _, _ = advance(model, optimizer, before, run.rows(data.positions), block=k, num_blocks=run.num_blocks,
+                           cfg=run.config.training, trainer=run.trainer, slots=data.slots, num_slots=data.num_slots)
     return update

@@ -25,9 +25,10 @@ from ..data.fingerprints import changes
 from ..errors import ConfigError, DataChangedError, IntegrityError, StoreError, StoreFormatError
 from ..models import build_model
 from ..store import RunStore
-from .block import evaluate, predict_logits
+from .block import BlockRows, evaluate, predict_logits, resolve_device
 from .chain import load_state, state_after
 from .config import CUSTOM_MODEL, RunConfig
+from .trainer import DEFAULT as DEFAULT_TRAINER, Trainer, trainer_for_run
 
 ModelFactory = Callable[[], nn.Module]
 
@@ -48,6 +49,9 @@ def prepare_data(config: RunConfig, splits: DatasetSplits | None = None) -> RunD
     if splits is None:
         splits = load_dataset(config.data.name, **config.data.options)
     train = splits.train
+    if train.fetch is not None and (config.canary.block or config.memorised.users):
+        raise ConfigError("a canary or memorised users are planted into in-memory samples; a torch Dataset's samples "
+                          "are fetched per minibatch: set canary.block = 0 and memorised.users = 0")
     frac = config.data.validation_fraction
     if frac > 0:
         tr, va = seeded_split(len(train), frac, config.training.seed + 7919)
@@ -149,14 +153,19 @@ class BlockData:
         return int(len(self.positions))
 
 
-def build_run_model(config: RunConfig, train: IndexedDataset, model_factory: ModelFactory | None = None) -> nn.Module:
+def build_run_model(config: RunConfig, train: IndexedDataset, model_factory: ModelFactory | None = None,
+                    device: str | None = None) -> nn.Module:
     """A fresh model for ``config``: the user's zero-argument ``model_factory`` when given, else the
-    configured factory (``model.factory``, an import path) or registered model, seeded by ``training.seed``."""
+    configured factory (``model.factory``, an import path) or registered model, seeded by ``training.seed``;
+    on ``device`` (default: the training device, ``training.device``)."""
     if model_factory is not None:
-        return model_factory()
-    m = config.model
-    return build_model(m.factory or m.name, train.input_shape, train.num_classes, seed=config.training.seed,
-                       **m.options)
+        model = model_factory()
+    else:
+        m = config.model
+        model = build_model(m.factory or m.name, train.input_shape, train.num_classes, seed=config.training.seed,
+                            **m.options)
+    where = resolve_device(config.training.device if device is None else device)
+    return model if where.type == "cpu" else model.to(where)
 
 
 def check_model_factory(config: RunConfig, where: str = "") -> None:
@@ -182,11 +191,14 @@ class Run:
     """An opened run store with its data. Use :func:`open_run` or :func:`~obliviate.training.train_run`."""
 
     def __init__(self, store: RunStore, config: RunConfig, data: RunData,
-                 model_factory: ModelFactory | None = None) -> None:
+                 model_factory: ModelFactory | None = None, trainer: Trainer | None = None) -> None:
         self.store = store
         self.config = config
         self.data = data
         self._model_factory = model_factory
+        #: What trains each minibatch (:mod:`obliviate.training.trainer`): recording, replay, the engine,
+        #: the oracles all train the run's blocks with it.
+        self.trainer = DEFAULT_TRAINER if trainer is None else trainer
         self._partition_cache: tuple[str, list[np.ndarray], np.ndarray, list[np.ndarray]] | None = None
 
     # -- basic facts -----------------------------------------------------------------------------
@@ -281,17 +293,22 @@ class Run:
         slots = torch.from_numpy(np.searchsorted(recorded, current).astype(np.int64))
         return BlockData(positions, slots, len(recorded))
 
+    def rows(self, positions: torch.Tensor) -> BlockRows:
+        """Rows ``positions`` of the training pool, as a block trains on them."""
+        return BlockRows.of(self.train, positions)
+
     # -- models ----------------------------------------------------------------------------------
-    def build_model(self) -> nn.Module:
-        """A fresh model of the run's architecture (weights are the seeded initial ones)."""
+    def build_model(self, device: str | None = None) -> nn.Module:
+        """A fresh model of the run's architecture (weights are the seeded initial ones) on ``device``
+        (default: the training device)."""
         if self._model_factory is None and self.config.model.name == CUSTOM_MODEL and not self.config.model.factory:
             raise StoreError(f"{self.path} was trained on a model given in Python; pass model_factory= to open_run "
                              f"(or train with model.factory = \"package.module:function\" to record it)")
-        return build_run_model(self.config, self.train, self._model_factory)
+        return build_run_model(self.config, self.train, self._model_factory, device)
 
     def model_after(self, k: int) -> nn.Module:
-        """The model after block ``k`` of the stored chain (``k = num_blocks``: the current model)."""
-        model = self.build_model()
+        """The model after block ``k`` of the stored chain (``k = num_blocks``: the current model), on the CPU."""
+        model = self.build_model("cpu")
         try:
             load_state(model, state_after(self.store, k))
         except (KeyError, RuntimeError) as exc:  # the model's code changed since the run was trained
@@ -337,11 +354,12 @@ def check_manifest_shape(manifest: dict[str, Any], root: Path) -> None:
 
 
 def open_run(path: str | Path, *, splits: DatasetSplits | None = None,
-             model_factory: ModelFactory | None = None) -> Run:
+             model_factory: ModelFactory | None = None, trainer: Trainer | str | None = None) -> Run:
     """Open a recorded run and its data; refuses data that differs from what the run was trained on.
 
-    Pass ``splits`` (and ``model_factory``) when the run was trained on data or a model given in Python;
-    a model configured by import path (``model.factory``) is rebuilt from the manifest, with nothing passed.
+    Pass ``splits`` (and ``model_factory``, ``trainer``) when the run was trained on data, a model or a
+    trainer given in Python; a model configured by import path (``model.factory``) and a trainer given as an
+    import path are rebuilt from the manifest, with nothing passed.
     The data is checked sample by sample (:func:`reopen_data`): forgotten samples may be gone from the
     source; any other change is refused naming the samples.
     """
@@ -352,8 +370,9 @@ def open_run(path: str | Path, *, splits: DatasetSplits | None = None,
         raise StoreError(f"{path} was trained on data given in Python; pass splits= to open_run")
     if model_factory is None and config.model.factory:  # a recorded factory: import it now, or say how
         check_model_factory(config, where=str(path))
+    chosen = trainer_for_run(store.manifest.get("trainer"), trainer, path)
     data = apply_canary(store.manifest, config, reopen_data(config, store, splits))
-    return Run(store, config, data, model_factory)
+    return Run(store, config, data, model_factory, chosen)
 
 
 def apply_canary(manifest: dict[str, Any], config: RunConfig, data: RunData) -> RunData:

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from .._faults import crash_point
 from .._logging import progress
 from ..errors import ConfigError, RequestError, UnknownNameError
-from ..training.block import accuracy_and_loss, make_optimizer, predict_logits
+from ..training.block import accuracy_and_loss, predict_logits
 from ..training.chain import State, add, advance, load_state, optimizer_payload, optimizer_state_after, \
     state_after, stitch
 from ..training.predictions import margins, validation_predictions
@@ -231,7 +231,7 @@ class _Request:
         model = run.build_model()
         new_prev = state_after(store, start - 1)
         load_state(model, new_prev)
-        optimizer = make_optimizer(model, cfg)
+        optimizer = run.trainer.make_optimizer(model, cfg)
         optimizer.load_state_dict(optimizer_state_after(store, start - 1))
         self.model = model
         stitching = self.method == "deepobliviate" and m < B
@@ -252,9 +252,9 @@ class _Request:
         for k in progress(range(start, B + 1), desc=f"forget ({self.method})", total=B - start + 1):
             data = run.block_data(k, self.u_set)
             t0 = time.perf_counter()
-            update, new_prev, loss = advance(model, optimizer, new_prev, run.train.x[data.positions],
-                                             run.train.y[data.positions], block=k, num_blocks=B, cfg=cfg,
-                                             slots=data.slots, num_slots=data.num_slots)
+            update, new_prev, loss = advance(model, optimizer, new_prev, run.rows(data.positions), block=k,
+                                             num_blocks=B, cfg=cfg, trainer=run.trainer, slots=data.slots,
+                                             num_slots=data.num_slots)
             wall = time.perf_counter() - t0
             self.train_s += wall
             self.blocks_done += 1

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..training.block import make_optimizer
 from ..training.chain import advance
 from ..training.chain import State, clone_state, load_state, optimizer_state_after, state_after
 from ..training.run import Run
@@ -111,12 +110,12 @@ def retrain_block_no_stitch(run: Run, ids: Sequence[int], original: State, seed:
     u = set(int(i) for i in ids)
     model = _model(run, state_after(run.store, d - 1))
     cfg = run.config.training
-    opt = make_optimizer(model, cfg)
+    opt = run.trainer.make_optimizer(model, cfg)
     opt.load_state_dict(copy.deepcopy(optimizer_state_after(run.store, d - 1)))
     data = run.block_data(d, u)  # the engine's minibatch rule (recorded slots, U left out)
-    _, state, _ = advance(model, opt, state_after(run.store, d - 1), run.train.x[data.positions],
-                          run.train.y[data.positions], block=d, num_blocks=run.num_blocks, cfg=cfg,
-                          slots=data.slots, num_slots=data.num_slots)
+    _, state, _ = advance(model, opt, state_after(run.store, d - 1), run.rows(data.positions), block=d,
+                          num_blocks=run.num_blocks, cfg=cfg, trainer=run.trainer, slots=data.slots,
+                          num_slots=data.num_slots)
     return state
 
 

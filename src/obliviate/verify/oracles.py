@@ -51,7 +51,6 @@ from torch import nn
 from .._logging import progress
 from ..errors import ConfigError, RequestError
 from ..store import atomic_write_bytes, file_lock, sha256_bytes, tensors_from_bytes, tensors_to_bytes
-from ..training.block import make_optimizer
 from ..training.chain import State, advance, load_state, optimizer_state_after, state_after
 from ..training.run import Run
 
@@ -263,14 +262,14 @@ class OracleBank:
         model = run.build_model()
         prev = {k: v.clone() for k, v in state0.items()}
         load_state(model, prev)
-        optimizer = make_optimizer(model, cfg)
+        optimizer = run.trainer.make_optimizer(model, cfg)
         optimizer.load_state_dict(copy.deepcopy(opt0))  # load_state_dict keeps tensors: never share them
         B = run.num_blocks
         after_t = None
         for k in range(self.d, B + 1):
             data = run.block_data(k)  # the engine's minibatch rule: recorded slots, deleted ones left out
-            _, prev, _ = advance(model, optimizer, prev, run.train.x[data.positions], run.train.y[data.positions],
-                                 block=k, num_blocks=B, cfg=cfg, slots=data.slots, num_slots=data.num_slots)
+            _, prev, _ = advance(model, optimizer, prev, run.rows(data.positions), block=k, num_blocks=B, cfg=cfg,
+                                 trainer=run.trainer, slots=data.slots, num_slots=data.num_slots)
             if self.t is not None and k == self.t:
                 after_t = {n: v.clone() for n, v in prev.items()}
         self.trained_total += 1

@@ -31,7 +31,6 @@ import torch
 from torch import nn
 
 from ..errors import RequestError
-from ..training.block import make_optimizer
 from ..training.chain import State, advance, load_state, optimizer_state_after, state_after
 from ..training.run import Run
 from .oracles import _torch_threads
@@ -106,15 +105,15 @@ def _replay(run: Run, d: int, start: tuple[State, dict[str, Any]], members: list
     model = run.build_model()
     prev = {k: v.clone() for k, v in start[0].items()}
     load_state(model, prev)
-    optimizer = make_optimizer(model, cfg)
+    optimizer = run.trainer.make_optimizer(model, cfg)
     optimizer.load_state_dict(copy.deepcopy(start[1]))
     B = run.num_blocks
     for k in range(d, (B if last is None else last) + 1):
         ids = np.ascontiguousarray(members[k - d], dtype=np.int64)
         pos = run.train.positions(torch.from_numpy(ids))
         slots, num_slots = _slots(run.recorded_block_ids(k), ids)
-        _, prev, _ = advance(model, optimizer, prev, run.train.x[pos], run.train.y[pos], block=k, num_blocks=B,
-                             cfg=cfg, slots=slots, num_slots=num_slots)
+        _, prev, _ = advance(model, optimizer, prev, run.rows(pos), block=k, num_blocks=B, cfg=cfg,
+                             trainer=run.trainer, slots=slots, num_slots=num_slots)
     return prev
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from ...data.base import IndexedDataset
 from ...errors import ConfigError, RequestError, StoreError
 from ...store import RunStore
+from ...training.trainer import Trainer, resolve_trainer, trainer_for_run
 from . import persistence, prediction, training
 from .config import SisaConfig
 from .forgetting import SisaForgetResult, affected_shards, split_request
@@ -34,8 +35,9 @@ class SisaEnsemble:
     def __init__(self, config: SisaConfig, model_factory: ModelFactory, models: list[nn.Module],
                  assignment: list[list[np.ndarray]], checkpoints: list[list[Checkpoint]], *,
                  train: IndexedDataset | None, deleted: np.ndarray, train_wall_s: float,
-                 store: RunStore | None = None) -> None:
+                 store: RunStore | None = None, trainer: Trainer | None = None) -> None:
         self._config = config
+        self._trainer = resolve_trainer(trainer)
         self._factory = model_factory
         self._models = models
         self._assignment = assignment
@@ -92,7 +94,8 @@ class SisaEnsemble:
     @classmethod
     def train(cls, config: SisaConfig, train: IndexedDataset, model_factory: ModelFactory, *,
               store_dir: str | Path | None = None,
-              assignment: Sequence[Sequence[Sequence[int] | np.ndarray]] | None = None) -> "SisaEnsemble":
+              assignment: Sequence[Sequence[Sequence[int] | np.ndarray]] | None = None,
+              trainer: Trainer | str | None = None) -> SisaEnsemble:
         """Train the ensemble on ``train``.
 
         ``model_factory()`` builds one untrained model (called once per shard, under a seed derived from
@@ -100,7 +103,9 @@ class SisaEnsemble:
         there as safetensors and the ensemble can be reopened with :meth:`load`; otherwise checkpoints
         stay in memory. ``assignment`` (``S`` lists of ``R`` id lists, covering every id of ``train``
         exactly once) replaces the seeded assignment, e.g. another ensemble's :attr:`assignment`.
+        ``trainer`` (:mod:`obliviate.training.trainer`) trains every minibatch, in training and in forgetting.
         """
+        chosen = resolve_trainer(trainer)
         if not isinstance(config, SisaConfig):
             raise ConfigError(f"Expected `config` to be a SisaConfig, but got {type(config).__name__}")
         parts = training.check_assignment(config, train, assignment) if assignment is not None else \
@@ -109,9 +114,9 @@ class SisaEnsemble:
         if store_dir is not None:
             store = RunStore.create(Path(store_dir), {
                 "kind": KIND, "status": "training", "revision": 0, "config": config.to_dict(),
-                "data": {"name": train.name, "n_train": len(train)}})
+                "data": {"name": train.name, "n_train": len(train)}, "trainer": chosen.describe()})
         ensemble = cls(config, model_factory, [], parts, [], train=train, deleted=np.zeros(0, np.int64),
-                       train_wall_s=0.0, store=store)
+                       train_wall_s=0.0, store=store, trainer=chosen)
         if store is None:
             ensemble._train_all()
         else:
@@ -124,7 +129,7 @@ class SisaEnsemble:
         train = self._require_train()
         for s in range(self._config.shards):
             model, checkpoints, wall = training.train_shard(self._config, train, self._factory, self._keeper, s,
-                                                            self._assignment[s])
+                                                            self._assignment[s], self._trainer)
             self._train_wall_s += wall
             self._models.append(model)
             self._checkpoints.append(checkpoints)
@@ -152,7 +157,7 @@ class SisaEnsemble:
 
     @classmethod
     def load(cls, store_dir: str | Path, model_factory: ModelFactory, *,
-             train: IndexedDataset | None = None) -> "SisaEnsemble":
+             train: IndexedDataset | None = None, trainer: Trainer | str | None = None) -> SisaEnsemble:
         """Reopen an ensemble trained with ``store_dir``. Every payload is checked against its content
         hash before use (:class:`~obliviate.errors.IntegrityError` when altered). ``train`` (the training
         set, with or without the deleted samples) is needed only to forget."""
@@ -161,6 +166,7 @@ class SisaEnsemble:
             store.reload()
             m, assignment, deleted, checkpoints = persistence.read_manifest(store)
             config = SisaConfig.from_dict(m["config"])
+            chosen = trainer_for_run(m.get("trainer"), trainer, store.root)
             if train is not None:
                 kept = np.sort(np.concatenate([p for shard in assignment for p in shard]))
                 try:
@@ -171,9 +177,9 @@ class SisaEnsemble:
                     raise StoreError(f"`train` is not the data {store.root} was trained on (its samples or "
                                      f"labels differ, or ids are missing); pass the original training set")
             ensemble = cls(config, model_factory, [], assignment, checkpoints, train=train, deleted=deleted,
-                           train_wall_s=float(m["timing"]["train_wall_s"]), store=store)
+                           train_wall_s=float(m["timing"]["train_wall_s"]), store=store, trainer=chosen)
             for s in range(config.shards):
-                model, _ = training.restore(config, model_factory, ensemble._keeper, s, checkpoints[s][-1])
+                model, _ = training.restore(config, model_factory, ensemble._keeper, s, checkpoints[s][-1], chosen)
                 ensemble._models.append(model)
         return ensemble
 
@@ -223,10 +229,10 @@ class SisaEnsemble:
         t_train = 0.0
         for s, first in affected_shards(self._assignment, new):
             model, optimizer = training.restore(self._config, self._factory, self._keeper, s,
-                                                self._checkpoints[s][first - 1])
+                                                self._checkpoints[s][first - 1], self._trainer)
             t1 = time.perf_counter()
             fresh = training.train_slices(self._config, train, self._keeper, s, model, optimizer, assignment[s],
-                                          first)
+                                          first, self._trainer)
             t_train += time.perf_counter() - t1
             checkpoints[s][first:] = fresh
             models[s] = model

@@ -19,8 +19,10 @@ from torch import nn
 
 from ...data.base import IndexedDataset
 from ...errors import ConfigError
-from ...training.block import make_optimizer, train_block
+from ...training.block import BlockRows, train_block
 from ...training.chain import load_state
+from ...training.trainer import DEFAULT as DEFAULT_TRAINER
+from ...training.trainer import Trainer
 from .config import SALT_INIT, SisaConfig, derive_seed
 from .persistence import Checkpoint, CheckpointKeeper
 
@@ -74,21 +76,21 @@ def new_model(config: SisaConfig, factory: ModelFactory, shard: int) -> nn.Modul
 
 
 def restore(config: SisaConfig, factory: ModelFactory, keeper: CheckpointKeeper, shard: int,
-            ck: Checkpoint) -> tuple[nn.Module, torch.optim.Optimizer]:
+            ck: Checkpoint, trainer: Trainer = DEFAULT_TRAINER) -> tuple[nn.Module, torch.optim.Optimizer]:
     """A fresh model and optimizer holding ``shard``'s state at checkpoint ``ck``."""
     state, opt_state = keeper.states(ck)
     model = new_model(config, factory, shard)
     load_state(model, state)
-    optimizer = make_optimizer(model, config.training)
+    optimizer = trainer.make_optimizer(model, config.training)
     optimizer.load_state_dict(opt_state)
     return model, optimizer
 
 
 def train_slices(config: SisaConfig, train: IndexedDataset, keeper: CheckpointKeeper, shard: int,
                  model: nn.Module, optimizer: torch.optim.Optimizer, parts: list[np.ndarray],
-                 first: int) -> list[Checkpoint]:
-    """Train slices ``first..R`` of ``shard`` (model and optimizer hold the state after ``first - 1``);
-    one checkpoint per slice."""
+                 first: int, trainer: Trainer = DEFAULT_TRAINER) -> list[Checkpoint]:
+    """Train slices ``first..R`` of ``shard`` (model and optimizer hold the state after ``first - 1``)
+    with ``trainer``; one checkpoint per slice."""
     R = config.slices
     device = next(model.parameters()).device
     out = []
@@ -97,8 +99,9 @@ def train_slices(config: SisaConfig, train: IndexedDataset, keeper: CheckpointKe
         union = np.sort(np.concatenate(parts[:r]))
         pos = train.positions(torch.from_numpy(union))
         t0 = time.perf_counter()
-        loss = train_block(model, optimizer, train.x[pos].to(device), train.y[pos].to(device),
-                           block=r, num_blocks=R, cfg=cfg)
+        rows = BlockRows.of(train, pos)
+        loss = train_block(model, optimizer, rows.x.to(device), rows.y.to(device), block=r, num_blocks=R, cfg=cfg,
+                           trainer=trainer, ids=rows.ids, fetch=rows.fetch)
         wall = time.perf_counter() - t0
         out.append(keeper.save(shard, r, model, optimizer, size=len(union), epochs=cfg.epochs_per_block,
                                loss=loss, wall=wall))
@@ -106,13 +109,14 @@ def train_slices(config: SisaConfig, train: IndexedDataset, keeper: CheckpointKe
 
 
 def train_shard(config: SisaConfig, train: IndexedDataset, factory: ModelFactory, keeper: CheckpointKeeper,
-                shard: int, parts: list[np.ndarray]) -> tuple[nn.Module, list[Checkpoint], float]:
+                shard: int, parts: list[np.ndarray],
+                trainer: Trainer = DEFAULT_TRAINER) -> tuple[nn.Module, list[Checkpoint], float]:
     """Train one shard from scratch: ``(model, checkpoints 0..R, wall seconds)``. The time runs from the
     built model and optimizer on (torch imports modules lazily when the first optimizer of a process is
     built: seconds that would inflate every speedup against this time)."""
     model = new_model(config, factory, shard)
-    optimizer = make_optimizer(model, config.training)
+    optimizer = trainer.make_optimizer(model, config.training)
     t0 = time.perf_counter()
     checkpoints = [keeper.save(shard, 0, model, optimizer, size=0, epochs=0, loss=float("nan"), wall=0.0)]
-    checkpoints += train_slices(config, train, keeper, shard, model, optimizer, parts, 1)
+    checkpoints += train_slices(config, train, keeper, shard, model, optimizer, parts, 1, trainer)
     return model, checkpoints, time.perf_counter() - t0
