@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The example through the command line: train the user's CNN by import path with options, attach data
-# subjects from a CSV, forget one subject, verify the request, and audit the unlearned model's checkpoint.
+# The example through the command line: train the user's CNN by import path with options and the user's
+# trainer (label smoothing, AdamW with weight decay), attach data subjects from a CSV, forget one subject,
+# verify the request, and audit the unlearned model's checkpoint.
 #
 #   export OBLIVIATE_SUBJECT_KEY=$(python -c "import secrets; print(secrets.token_hex(32))")
 #   bash examples/cli.sh example-runs
@@ -16,8 +17,9 @@ export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"   # so that `mypkg` imports
 RUN="$WORK/cli-run"
 MODEL=(--model mypkg.models:build --model-option channels=6 --model-option hidden=24)
 
-# 1. Train; --model and --model-option replace the config's [model] and are recorded in the run.
-$OBLIVIATE train "$HERE/digits_cnn.toml" --out "$RUN" "${MODEL[@]}"
+# 1. Train; --model and --model-option replace the config's [model]; --trainer names the training step.
+#    All three are recorded in the run: the later commands rebuild them with nothing passed.
+$OBLIVIATE train "$HERE/digits_cnn.toml" --out "$RUN" "${MODEL[@]}" --trainer mypkg.training:trainer
 
 # 2. Data subjects: who owns which sample (keys stored only as keyed hashes), and one subject's samples.
 $OBLIVIATE subjects "$RUN" --map "$HERE/subjects.csv"

@@ -1,5 +1,7 @@
-"""The example through the Python API: train the user's CNN, attach data subjects from a CSV, forget one
-subject, verify the request, and save the unlearned model as a safetensors checkpoint.
+"""The example through the Python API: train the user's CNN (``mypkg.models:build``) with the user's trainer
+(label smoothing, AdamW with weight decay: ``mypkg.training:trainer``) on the user's own torch Dataset (a
+random-shift transform: ``mypkg.data``), attach data subjects from a CSV, forget one subject, verify the
+request, and save the unlearned model as a safetensors checkpoint.
 
 Run from the repository root (the subject key is the secret of the keyed subject hashes; keep it outside
 the run store)::
@@ -13,6 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from mypkg.data import digits_splits
 from safetensors.torch import save_file
 
 from obliviate import RunConfig, open_run, train_run
@@ -25,8 +28,10 @@ SUBJECT = "customer-4711"
 
 def main(work: Path) -> int:
     config = RunConfig.from_toml(HERE / "digits_cnn.toml")  # model.factory = "mypkg.models:build"
-    run = train_run(config, work / "api-run")
-    print(f"trained {run.num_blocks} blocks: test accuracy {run.evaluate(run.final_model())[0]:.3f}")
+    splits = digits_splits()  # the user's torch Dataset, with stable ids
+    run = train_run(config, work / "api-run", splits=splits, trainer="mypkg.training:trainer")
+    print(f"trained {run.num_blocks} blocks with {run.manifest['trainer']['name']}: test accuracy "
+          f"{run.evaluate(run.final_model())[0]:.3f}")
 
     summary = attach_subjects(run, HERE / "subjects.csv")  # keys hashed with $OBLIVIATE_SUBJECT_KEY
     print(f"attached {summary['subjects']} subjects ({summary['samples']} samples)")
@@ -36,10 +41,12 @@ def main(work: Path) -> int:
     result = forget_subject(run, [SUBJECT])
     print(f"forgot {len(result.ids_deleted)} samples of {SUBJECT} (request {result.request_id})")
 
-    report = verify_request(work / "api-run", oracles=4)  # the model is rebuilt from the manifest
+    # Reopen: data given in Python is passed again; the model factory, its options and the trainer (both
+    # import paths) come from the manifest.
+    reopened = open_run(work / "api-run", splits=splits)
+    report = verify_request(reopened, oracles=4)
     print(f"verify: forgotten {report.forgotten['verdict']}, faithful {report.faithful['verdict']}")
 
-    reopened = open_run(work / "api-run")  # nothing passed: the factory and its options are recorded
     save_file(reopened.final_model().state_dict(), str(work / "api-model.safetensors"))
     print(f"saved the unlearned model to {work / 'api-model.safetensors'}")
     return 0

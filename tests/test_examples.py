@@ -1,6 +1,7 @@
 """The `examples/` folder runs end to end, as a user runs it: `examples/python_api.py` and `examples/cli.sh`
-in real subprocesses (train the user's CNN by import path, attach subjects from the CSV, forget one subject,
-verify, audit a checkpoint of the user's architecture)."""
+in real subprocesses (train the user's CNN by import path with the user's trainer, label smoothing and AdamW
+with weight decay, and in Python on the user's torch Dataset with a transform; attach subjects from the CSV,
+forget one subject, verify, audit a checkpoint of the user's architecture)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ def _manifest(run: Path) -> dict:
     return json.loads((run / "manifest.json").read_text())
 
 
+def _check_recorded(run: Path, options: dict) -> None:
+    """The user's model factory, its options and the user's trainer are recorded by import path."""
+    manifest = _manifest(run)
+    assert manifest["config"]["model"] == {"name": "custom", "factory": "mypkg.models:build", "options": options}
+    assert manifest["trainer"]["path"] == "mypkg.training:trainer"
+    assert manifest["trainer"]["name"] == "smoothed-adamw"
+
+
 def _check_subject_forgotten(run: Path) -> None:
     """Exactly the subject's samples were deleted, and no clear subject key is anywhere in the store."""
     owned = read_subject_map(EXAMPLES / "subjects.csv")
@@ -52,8 +61,8 @@ def test_python_api_example(tmp_path):
         in proc.stdout
     assert "verify: forgotten " in proc.stdout and "faithful " in proc.stdout
     run = tmp_path / "api-run"
-    model = _manifest(run)["config"]["model"]
-    assert model == {"name": "custom", "factory": "mypkg.models:build", "options": {"channels": 8, "hidden": 32}}
+    _check_recorded(run, {"channels": 8, "hidden": 32})
+    assert _manifest(run)["data"]["user_supplied"]  # the user's torch Dataset
     _check_subject_forgotten(run)
     state = load_file(str(tmp_path / "api-model.safetensors"))
     assert state["features.0.weight"].shape == (8, 1, 3, 3)
@@ -66,8 +75,7 @@ def test_cli_example(tmp_path):
                           env=_env(), cwd=tmp_path, timeout=1200, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     run = tmp_path / "cli-run"
-    model = _manifest(run)["config"]["model"]
-    assert model == {"name": "custom", "factory": "mypkg.models:build", "options": {"channels": 6, "hidden": 24}}
+    _check_recorded(run, {"channels": 6, "hidden": 24})
     _check_subject_forgotten(run)
     out = proc.stdout
     assert any(f"verify exited {rc}" in out for rc in (0, 1, 3))  # the verdict itself is not asserted

@@ -264,3 +264,14 @@ def test_audit_cli_on_a_user_architecture(user_pkg, tmp_path, capsys):
     rc, err = _one_line_error(capsys, ["audit", "--model", "nosuchpkg_xyz.m:build", "--checkpoint", checkpoint,
                                        "--attacks", "fgsm"])
     assert rc == 2 and "PYTHONPATH" in err
+
+
+def test_cli_trainer_by_import_path_is_recorded_and_rebuilt(toml, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", str(toml), "--out", str(out), "--trainer", "tests._trainers:SMOOTH"]) == 0
+    recorded = json.loads((out / "manifest.json").read_text())["trainer"]
+    assert recorded["path"] == "tests._trainers:SMOOTH" and recorded["name"] == "smoothed-adamw"
+    assert open_run(out).trainer.name == "smoothed-adamw"  # nothing passed: rebuilt from the import path
+    capsys.readouterr()
+    rc, err = _one_line_error(capsys, ["train", toml, "--out", tmp_path / "r2", "--trainer", "nosuchpkg_xyz:t"])
+    assert rc == 2 and "PYTHONPATH" in err and not (tmp_path / "r2").exists()

@@ -1,5 +1,6 @@
-"""``obliviate train CONFIG --out RUN [--resume] [--model NAME|PKG.MOD:FN] [--model-option K=V ...]``: recorded
-block training from a TOML config; ``--model`` and ``--model-option`` override its ``[model]`` section."""
+"""``obliviate train CONFIG --out RUN [--resume] [--model NAME|PKG.MOD:FN] [--model-option K=V ...]
+[--trainer PKG.MOD:ATTR]``: recorded block training from a TOML config; ``--model`` and ``--model-option``
+override its ``[model]`` section, ``--trainer`` names the user's trainer (recorded by its import path)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --resume: refuse, rather than warn, when the torch version, thread count or CPU "
                         "kernels differ from the ones the run was recorded with (the result would not be bit-exact)")
     add_model_arguments(p, "the model to train, replacing the config's [model] (and its options)")
+    p.add_argument("--trainer", metavar="PKG.MOD:ATTR", default=None,
+                   help="your own training step: the import path of an obliviate Trainer (or of a function "
+                        "returning one), e.g. a label-smoothing loss with AdamW (docs/training.md); recorded, so "
+                        "forget and verify rebuild it (default: the built-in cross-entropy loop)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the inspect report) on stdout")
     p.set_defaults(func=run)
 
@@ -39,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None or args.model_option:
         section = model_overrides(args.model, args.model_option, config.to_dict()["model"])
         config = RunConfig.from_dict({**config.to_dict(), "model": section})
-    result = train_run(config, args.out, resume=args.resume, wait=args.wait, strict=args.strict)
+    result = train_run(config, args.out, resume=args.resume, wait=args.wait, strict=args.strict,
+                       trainer=args.trainer)
     report = inspect_run(result.path, check_payloads=False)
     if args.json:
         emit_json(report)
