@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo lint test clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/obliviate demo
 
-test: $(STAMP)
+# ruff and strict mypy (settings in pyproject.toml): seconds, so `make test` runs them first.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest
 
 clean:

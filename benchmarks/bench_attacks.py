@@ -28,7 +28,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -55,13 +56,13 @@ def load_mnist_t10k(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Te
         with gzip.open(folder / "t10k-images-idx3-ubyte.gz") as f:
             raw = f.read()
         if int.from_bytes(raw[:4], "big") != 2051:
-            raise SystemExit("bad magic number in t10k-images-idx3-ubyte.gz")
+            raise SystemExit("bad magic number in t10k-images-idx3-ubyte.gz") from None
         n, h, w = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
         x = np.frombuffer(raw, np.uint8, offset=16).reshape(n, 1, h, w).astype(np.float32) / 255.0
         with gzip.open(folder / "t10k-labels-idx1-ubyte.gz") as f:
             raw = f.read()
         if int.from_bytes(raw[:4], "big") != 2049:
-            raise SystemExit("bad magic number in t10k-labels-idx1-ubyte.gz")
+            raise SystemExit("bad magic number in t10k-labels-idx1-ubyte.gz") from None
         y = np.frombuffer(raw, np.uint8, offset=8).astype(np.int64)
         perm = np.random.default_rng(seed).permutation(len(y))
         tr, te = np.sort(perm[2000:]), np.sort(perm[:2000])

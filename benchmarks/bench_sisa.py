@@ -40,12 +40,12 @@ import torch
 
 os.environ.setdefault("OBLIVIATE_DATA_DIR", "/work/shared/data")
 
-from obliviate.models import build_model  # noqa: E402
-from obliviate.training import RunConfig  # noqa: E402
-from obliviate.training.block import evaluate, make_optimizer, predict_logits, train_block  # noqa: E402
-from obliviate.training.run import prepare_data  # noqa: E402
-from obliviate.training.config import TrainingConfig  # noqa: E402
-from obliviate.unlearning.sisa import SisaConfig, SisaEnsemble  # noqa: E402
+from obliviate.models import build_model
+from obliviate.training import RunConfig
+from obliviate.training.block import evaluate, make_optimizer, predict_logits, train_block
+from obliviate.training.run import prepare_data
+from obliviate.training.config import TrainingConfig
+from obliviate.unlearning.sisa import SisaConfig, SisaEnsemble
 
 RECIPE = {"data": {"name": "mnist-t10k"}, "model": {"name": "lenet5"},
           "training": {"lr": 0.001, "batch_size": 32, "optimizer": "adam", "seed": 0}}
@@ -141,7 +141,7 @@ def bench_latency(ens: SisaEnsemble, single: torch.nn.Module, x: torch.Tensor, r
         S = len(ens.models)
         fns = {"ensemble": lambda b=batch: ens.predict(b), "single": lambda b=batch: predict_logits(single, b).argmax(-1),
                # control: the single model called S times in a row (what S models cost without aggregation)
-               "single_x_S": lambda b=batch: [predict_logits(single, b).argmax(-1) for _ in range(S)]}
+               "single_x_S": lambda b=batch, S=S: [predict_logits(single, b).argmax(-1) for _ in range(S)]}
         for fn in fns.values():
             fn()  # warm-up
         times: dict[str, list[float]] = {k: [] for k in fns}
@@ -253,7 +253,7 @@ def render(records: list[dict]) -> str:
     lines += ["", "| setting | input | ensemble, ms (median [IQR]) | one model, ms | ratio of medians | paired ratio [IQR] | "
               "control: one model S times, ratio |", "|---|---|---|---|---|---|---|"]
     for r in records:
-        for name, lat in r["latency"].items():
+        for lat in r["latency"].values():
             e, o, p = lat["ensemble_s"], lat["single_s"], lat["paired_ratio"]
             control = f"{lat['ratio_single_x_S']:.2f}x" if "ratio_single_x_S" in lat else "-"
             lines.append(f"| {_name(r)} | {lat['n']} image{'s' if lat['n'] > 1 else ''} | {1e3 * e['median']:.1f} "

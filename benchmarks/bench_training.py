@@ -72,7 +72,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -591,7 +592,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         seeds = {run["seed"]: run["test_accuracy"] for run in r["runs"]}
         lines.append(f"| {r['group']} | {r['name']} | {r['blocks']} | {r['epochs_per_block']} | {r['n_train']} | "
                      f"{_pct(seeds.get(0))} | {_pct(seeds.get(1))} | {_pct(r['mean_test_accuracy'])} |")
-    return "\n".join(lines + ["", render_overhead_markdown(result["overhead"])])
+    return "\n".join([*lines, "", render_overhead_markdown(result["overhead"])])
 
 
 def render_overhead_markdown(overhead: dict[str, Any]) -> str:

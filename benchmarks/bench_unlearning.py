@@ -8,7 +8,8 @@ attack success on them are measured and reported). Then, per deletion case, in t
 
 - ``deepobliviate`` (the default ``forget()``), ``exact`` and, every ``--retrain-every`` cases,
   ``retrain``, each on its own copy of the store and committed, timed as the caller of ``forget()``
-  waits (``caller_s``: from the call to its return, lock, purge and durable commit included); a
+  waits (``caller_s``: from the call to its return, lock, integrity check, purge and durable commit
+  included; each copy is synced and its payload hashes made known first, as after training); a
   case's speedup divides the retrain timed nearest to it by its ``deepobliviate`` time;
 - the per-deletion noise floor: the exact replay of blocks d..B under another data-order seed;
 - test accuracy of every model, agreement of each with the exact retrain (the unchanged original's too);
@@ -49,6 +50,7 @@ from scipy.stats import t as student_t
 
 from obliviate.data import DatasetSplits, load_dataset
 from obliviate.data.triggers import PatchTrigger
+from obliviate.store.integrity import require_intact
 from obliviate.training import RunConfig, open_run, predict_logits, train_run
 from obliviate.training.chain import load_state
 from obliviate.training.partition import partition_ids
@@ -120,11 +122,18 @@ def attack_success(model: torch.nn.Module, run: Run, trigger: PatchTrigger, targ
 
 
 def copy_run(run: Run, root: Path, tag: str, splits: DatasetSplits) -> Run:
+    """A copy of the store in the state a store is in after training, outside the timed region: its
+    files on disk (``os.sync``: no copy's dirty pages left for the timed commit to wait on) and its
+    payload hashes known (training leaves them known, ``obliviate.store.hash_cache``; a copy has new
+    inodes, so the check that makes them known is run here, untimed)."""
     dst = root / tag
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(run.path, dst)
-    return open_run(dst, splits=splits)
+    os.sync()
+    copy = open_run(dst, splits=splits)
+    require_intact(copy.store, "the benchmark will not use it")
+    return copy
 
 
 def with_seed(run: Run, seed: int) -> Run:
@@ -358,7 +367,7 @@ def render(paths: list[str]) -> str:
                           if "median_margin_over_floor_pts" in s else "-")
                 mem = "-"
                 if "membership" in s:
-                    def count(m: str) -> str:
+                    def count(m: str, s: dict = s) -> str:
                         return f"{sum(v == 'not detected' for v in s['membership'][m])}/{len(s['membership'][m])}"
                     mem = f"pass {count('original')} / {count('deepobliviate')} / {count('exact')}"
                 lines.append(

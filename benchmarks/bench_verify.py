@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from obliviate.training import RunConfig, train_run
-from obliviate.training.chain import State, state_after
+from obliviate.training.chain import State, add, state_after, subtract
 from obliviate.unlearning import forget
 from obliviate.unlearning.engine import ForgetOptions
 from obliviate.verify.candidate import gather_evidence, judge

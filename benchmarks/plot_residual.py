@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         blocks = [x["block"] for x in r["residuals"]]
         axes[0].plot(blocks, [x["rel_l1"] for x in r["residuals"]], marker="o", ms=3, label=name)
         axes[1].plot(blocks, [x["probe_tv"] for x in r["residuals"]], marker="o", ms=3, label=name)
-    axes[0].set(title="parameter space: ||Δk − Δ'k||₁ / ||Δk||₁", xlabel="block", yscale="log")
+    axes[0].set(title="parameter space: ||Δk - Δ'k||₁ / ||Δk||₁", xlabel="block", yscale="log")
     axes[1].set(title="function space: drift on retained probe (mean TV)", xlabel="block", yscale="log")
     axes[0].legend(fontsize=7)
     fig.suptitle(f"Residual memory of one sample deleted from block {args.block} (exact replay to the end)")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 
 import pytest
 import torch
 
 from obliviate.data.paths import DATA_DIR_ENV, dataset_dir
+from obliviate.training import open_run, train_run
+from tests._helpers import tiny_config
 
 torch.set_num_threads(1)  # determinism across the suite and fewer cores fighting on CI
+# the integrity hash cache (obliviate.store.hash_cache) of the suite's stores, not the user's ~/.cache
+os.environ["OBLIVIATE_CACHE_DIR"] = tempfile.mkdtemp(prefix="obliviate-test-cache-")
 
 
 @pytest.fixture(scope="session")
@@ -19,12 +26,6 @@ def mnist_t10k_dir():
         pytest.skip(f"real MNIST test files not found at {path}; set {DATA_DIR_ENV} to the folder holding mnist-t10k/")
     return path
 
-
-
-import shutil
-
-from tests._helpers import tiny_config
-from obliviate.training import open_run, train_run
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -58,7 +58,6 @@ class Ctx:
         return str(p)
 
     def block_ids(self, k: int) -> list[int]:
-        import torch
 
         from obliviate.store import RunStore
 

@@ -98,7 +98,8 @@ def test_resume_with_another_config_is_refused(digits_run, tmp_path):
 
 
 def _small_cfg(tmp_path):
-    return _write(tmp_path, "[data]\nname = \"digits\"\n[training]\nblocks = 8\nepochs_per_block = 2\n[store]\nsnapshot_every = 3\ncommit_interval_s = 0.0\n")
+    return _write(tmp_path, "[data]\nname = \"digits\"\n[training]\nblocks = 8\nepochs_per_block = 2\n"
+                            "[store]\nsnapshot_every = 3\ncommit_interval_s = 0.0\n")
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,8 @@ def test_strict_resume_refuses_and_changes_nothing(recorded, tmp_path, capsys):
     run = _interrupted(recorded, tmp_path / "r")
     before = store_files(run)
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[data]\nname = "digits"\n[training]\nblocks = 3\nepochs_per_block = 1\n[store]\nsnapshot_every = 2\n')
+    cfg.write_text('[data]\nname = "digits"\n[training]\nblocks = 3\nepochs_per_block = 1\n'
+                   '[store]\nsnapshot_every = 2\n')
     with threads(2):
         with pytest.raises(ReproducibilityError, match="recorded 1, now 2"):
             train_run(CFG, run, resume=True, strict=True)

@@ -86,7 +86,8 @@ def _table(path, rows) -> None:
 @pytest.mark.slow
 def test_table_forget_then_erase_the_row(tmp_path, capsys):
     rng = np.random.default_rng(1)
-    rows = [(1000 + 7 * i, i % 2, *(rng.random(3) * 0.4 + 0.5 * (i % 2))) for i in range(80)]  # in [0, 1], as audit wants
+    # features in [0, 1], as audit wants
+    rows = [(1000 + 7 * i, i % 2, *(rng.random(3) * 0.4 + 0.5 * (i % 2))) for i in range(80)]
     table = tmp_path / "people.csv"
     _table(table, rows)
     cfg = tmp_path / "table.toml"

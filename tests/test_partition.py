@@ -8,8 +8,8 @@ import pytest
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 400), blocks=st.integers(1, 50), seed=st.integers(0, 2**31), strat=st.sampled_from(["random", "stratified"]),
-       classes=st.integers(1, 10))
+@given(n=st.integers(1, 400), blocks=st.integers(1, 50), seed=st.integers(0, 2**31),
+       strat=st.sampled_from(["random", "stratified"]), classes=st.integers(1, 10))
 def test_every_id_lands_in_exactly_one_block(n, blocks, seed, strat, classes):
     blocks = min(blocks, n)
     rng = np.random.default_rng(seed)

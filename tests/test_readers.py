@@ -221,12 +221,12 @@ def test_cifar10_layouts(tmp_path, layout):
     assert len(s.train) == 15 and len(s.test) == 3 and s.input_shape == (3, 32, 32)
     assert s.train.ids.tolist() == list(range(15)) and s.test.ids.tolist() == [0, 1, 2]
     data = np.concatenate([parts[f"data_batch_{b}"][0] for b in range(1, 6)])
-    labels = sum((parts[f"data_batch_{b}"][1] for b in range(1, 6)), [])
+    labels = [v for b in range(1, 6) for v in parts[f"data_batch_{b}"][1]]
     assert s.train.y.tolist() == labels and s.test.y.tolist() == parts["test_batch"][1]
     # channel-major rows: data[i, c*1024 + h*32 + w] is x[i, c, h, w]
     i, c, h, w = 7, 2, 5, 30
     assert s.train.x[i, c, h, w].item() == pytest.approx(data[i, c * 1024 + h * 32 + w] / 255.0)
-    assert s.train.x.dtype == torch.float32 and 0 <= float(s.train.x.min()) and float(s.train.x.max()) <= 1
+    assert s.train.x.dtype == torch.float32 and float(s.train.x.min()) >= 0 and float(s.train.x.max()) <= 1
 
 
 @pytest.mark.parametrize("protocol,as_bytes", [(0, False), (4, False), (5, False), (2, True)])
@@ -304,7 +304,7 @@ def svhn_mat(path, n, seed):
 
 def test_svhn_train_and_test(tmp_path):
     X, y = svhn_mat(tmp_path / "train_32x32.mat", 6, 0)
-    Xt, yt = svhn_mat(tmp_path / "test_32x32.mat", 4, 1)
+    _, yt = svhn_mat(tmp_path / "test_32x32.mat", 4, 1)
     s = load_dataset("svhn", root=str(tmp_path))
     assert len(s.train) == 6 and len(s.test) == 4 and s.input_shape == (3, 32, 32)
     assert s.train.y.tolist() == [0 if v == 10 else int(v) for v in y] and s.train.y[0] == 0
@@ -312,11 +312,11 @@ def test_svhn_train_and_test(tmp_path):
     assert s.train.ids.tolist() == list(range(6))
     i, c, h, w = 4, 1, 3, 17  # X is (row, col, channel, n)
     assert s.train.x[i, c, h, w].item() == pytest.approx(X[h, w, c, i] / 255.0)
-    assert 0 <= float(s.train.x.min()) and float(s.train.x.max()) <= 1
+    assert float(s.train.x.min()) >= 0 and float(s.train.x.max()) <= 1
 
 
 def test_svhn_train_only_seeded_split(tmp_path):
-    X, y = svhn_mat(tmp_path / "train_32x32.mat", 10, 0)
+    X, _ = svhn_mat(tmp_path / "train_32x32.mat", 10, 0)
     s = load_svhn(root=tmp_path, seed=1)
     assert len(s.train) == 8 and len(s.test) == 2
     tr, te = seeded_split(10, 0.2, 1)
@@ -485,3 +485,16 @@ def test_imagefolder_errors(tmp_path, monkeypatch):
 def test_unknown_option_rejected():
     with pytest.raises(ConfigError, match="does not take"):
         load_dataset("purchase-synthetic", n_samples=3)
+
+
+def test_digits_read_without_importing_sklearn_equals_sklearn():
+    """The embedded default is read from scikit-learn's bundled file directly (no sklearn import), and is
+    exactly what ``sklearn.datasets.load_digits`` gives."""
+    import numpy as np
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    from obliviate.data.digits import _raw_digits
+
+    x, y = _raw_digits()
+    bunch = sk_load_digits()
+    assert np.array_equal(x, (bunch.images.astype(np.float32) / 16.0)[:, None]) and np.array_equal(y, bunch.target)

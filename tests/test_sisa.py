@@ -180,7 +180,8 @@ def test_forget_equals_retraining_the_shard_from_its_slice_checkpoint_by_hand(tr
         union = torch.from_numpy(np.sort(np.concatenate(kept[:r])))
         pos = digits.train.positions(union)
         train_block(model, optimizer, digits.train.x[pos], digits.train.y[pos], block=r, num_blocks=4,
-                    cfg=dataclasses.replace(CFG.training, epochs_per_block=2, blocks=4, seed=CFG.shard_training(1, r).seed))
+                    cfg=dataclasses.replace(CFG.training, epochs_per_block=2, blocks=4,
+                                            seed=CFG.shard_training(1, r).seed))
     assert states_equal(model, ens.models[1])
     assert not states_equal(model, trained.models[1])
     assert all(states_equal(ens.models[s], trained.models[s]) for s in (0, 2))

@@ -61,10 +61,9 @@ def test_garbage_collection_keeps_exactly_the_referenced_payloads(tmp_path):
 def test_exclusive_lock_excludes_a_second_writer(tmp_path):
     store = RunStore.create(tmp_path / "s", {})
     other = RunStore.open(tmp_path / "s")
-    with store.lock(exclusive=True):
-        with pytest.raises(StoreLockedError, match="in use"):
-            with other.lock(exclusive=True, timeout=0.2):
-                pass
+    with store.lock(exclusive=True), pytest.raises(StoreLockedError, match="in use"), \
+            other.lock(exclusive=True, timeout=0.2):
+        pass
     with other.lock(exclusive=True, timeout=0.2):
         pass
 
@@ -130,14 +129,59 @@ def test_forget_refuses_a_store_damaged_in_a_block_it_does_not_read(tiny_run, tm
     assert store_files(tiny_run.path) == before
 
 
-def test_integrity_hashes_are_cached_per_file_version(tiny_run):
+def test_integrity_hashes_are_cached_per_file_version(tiny_run, monkeypatch):
+    from obliviate.store import hash_cache, integrity
+
+    hash_cache.clear(tiny_run.path)
+    assert integrity.damaged_payloads(tiny_run.store) == []
+    n = len(hash_cache._HASHES)
+    assert n == len(tiny_run.store.referenced_files())
+    reads = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda p, *a, **k: reads.append(p) or real_open(p, *a, **k))
+    assert integrity.damaged_payloads(tiny_run.store) == [] and reads == []  # no file re-read
+    hash_cache._HASHES.clear()  # a new process: the cache file outside the store answers
+    assert integrity.damaged_payloads(tiny_run.store) == [] and reads == []
+    monkeypatch.undo()
+
+
+def test_integrity_cache_notices_a_rewritten_payload_of_the_same_size(tiny_run):
+    """A payload overwritten in place with other bytes of the same size keeps its inode, size and (set back
+    with os.utime) its mtime; its ctime moves, so the cached hash is not used and the damage is found."""
+    import os
+    import time
+
     from obliviate.store import integrity
 
-    integrity._HASHES.clear()
     assert integrity.damaged_payloads(tiny_run.store) == []
-    n = len(integrity._HASHES)
-    assert n == len(tiny_run.store.referenced_files())
-    assert integrity.damaged_payloads(tiny_run.store) == [] and len(integrity._HASHES) == n  # no new hashing
+    ref = tiny_run.store.manifest["blocks"][2]["update"]
+    path = tiny_run.path / ref["file"]
+    st = os.stat(path)
+    time.sleep(0.05)  # past the file system's timestamp tick
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_size == st.st_size and os.stat(path).st_mtime_ns == st.st_mtime_ns
+    damaged = integrity.damaged_payloads(tiny_run.store)
+    assert len(damaged) == 1 and "does not match its content hash" in damaged[0]
+
+
+def test_training_leaves_the_integrity_cache_warm(tmp_path, monkeypatch):
+    """Payloads are hashed as they are written, so the first check after training reads no payload."""
+    from obliviate.store import hash_cache, integrity
+
+    from obliviate.training import train_run
+    from tests._helpers import tiny_config
+
+    run = train_run(tiny_config(), tmp_path / "r")
+    hash_cache._HASHES.clear()  # as in a new process
+    reads = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda p, *a, **k: reads.append(p) or real_open(p, *a, **k))
+    assert integrity.damaged_payloads(run.store) == []
+    monkeypatch.undo()
+    assert not [p for p in reads if "payloads" in str(p)]
 
 
 def test_size_guard_needs_force(tiny_run):

@@ -65,7 +65,8 @@ def test_cli_subjects_forget_inspect_and_no_clear_key_in_store(tiny_run, tmp_pat
     assert proc.returncode == 0, proc.stderr
     listed = json.loads(proc.stdout)["subjects"][0]
     block_of = tiny_run.block_of()
-    assert listed["sample_ids"] == sorted(layout[name]) and listed["blocks"] == [block_of[i] for i in sorted(layout[name])]
+    assert listed["sample_ids"] == sorted(layout[name])
+    assert listed["blocks"] == [block_of[i] for i in sorted(layout[name])]
     keys = tmp_path / "keys.txt"
     keys.write_text(f"{sorted(layout)[2]}\n")
     proc = run_cli("forget", tiny_run.path, "--subject", name, "--subjects-file", keys, "--json", env=env)

@@ -70,6 +70,22 @@ def test_exact_with_a_user_trainer_equals_retraining_from_scratch_bit_for_bit(sm
     assert all(torch.equal(final[n], oracle[n]) for n in oracle)
 
 
+def test_resume_continues_with_the_recorded_trainer(smooth_master, tmp_path):
+    """An interrupted run resumed without passing its trainer (rebuilt from the recorded import path)
+    finishes with the same chain; another trainer is refused before anything changes."""
+    dst = tmp_path / "run"
+    shutil.copytree(smooth_master, dst)
+    m = json.loads((dst / "manifest.json").read_text())
+    m["status"], m["blocks"] = "training", m["blocks"][:2]
+    m.pop("metrics", None)
+    (dst / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ConfigError, match="is not the one"):
+        train_run(CFG, dst, resume=True, trainer=CLIPPED)
+    train_run(CFG, dst, resume=True)
+    chain = [json.loads((p / "manifest.json").read_text())["blocks"] for p in (dst, smooth_master)]
+    assert [b["update"]["sha256"] for b in chain[0]] == [b["update"]["sha256"] for b in chain[1]]
+
+
 def test_a_step_function_trainer_replays_bit_exactly(tmp_path):
     run = train_run(CFG.replace(training={"blocks": 2}), tmp_path / "run", trainer=CLIPPED)
     assert run.manifest["trainer"]["step"] == "tests._trainers.clipped_step"
@@ -108,6 +124,7 @@ def _noisy_splits() -> DatasetSplits:
                          from_torch_dataset(NoisyDigits(te.x, te.y), id_of=lambda i: int(te.ids[i]), num_classes=10))
 
 
+@pytest.mark.slow
 def test_a_torch_dataset_with_a_random_transform_trains_and_replays_bit_exactly(tmp_path):
     splits = _noisy_splits()
     cfg = CFG.replace(training={"blocks": 3})
@@ -206,3 +223,19 @@ def test_the_python_examples_of_docs_training_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for code in blocks:
         exec(compile(code, "docs/training.md", "exec"), {"__name__": "docs_example"})
+
+
+def test_cli_inspect_names_the_trainer_and_forget_refuses_a_python_trainer(smooth_master, tmp_path, capsys):
+    from obliviate.cli import main
+    from tests._helpers import store_files
+
+    assert main(["inspect", str(smooth_master)]) == 0
+    assert "trainer: smoothed-adamw (tests._trainers:SMOOTH); device: cpu" in capsys.readouterr().out
+    run = train_run(CFG.replace(training={"blocks": 1}), tmp_path / "run", trainer=CLIPPED)
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{int(run.block_ids(1)[0])}\n")
+    before = store_files(run.path)
+    assert main(["forget", str(run.path), "--ids", str(ids), "--method", "exact"]) == 2
+    err = capsys.readouterr().err
+    assert "given in Python" in err and "import path" in err and len(err.strip().splitlines()) == 1
+    assert store_files(run.path) == before

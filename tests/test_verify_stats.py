@@ -106,7 +106,7 @@ def test_faithful_rejects_a_clearly_worse_model():
 
 def test_faithful_retained_fit_catches_a_model_that_did_not_learn_later_blocks():
     rng = np.random.default_rng(8)
-    labels, preds, oracles = _labels_and_preds(rng)
+    labels, _, oracles = _labels_and_preds(rng)
     retained_oracles = 6.0 + 0.3 * rng.normal(size=(8, 1)) + 0.5 * rng.normal(size=(8, 50))
     cand, typical = oracles[0], retained_oracles[1:].mean(axis=0)  # the cloud's centre: typical by construction
     ok = faithful_test(cand, oracles[1:], labels, retained_phi=typical, oracle_retained_phi=retained_oracles[1:])
@@ -156,3 +156,21 @@ def test_oracle_seed_sets_do_not_overlap():
     a = VerifySettings(oracles=128, seed=0).oracle_seeds(0)
     b = VerifySettings(oracles=128, seed=1).oracle_seeds(0)
     assert not set(a) & set(b) and 0 not in a  # the run's own seed is the exact replay, never an oracle
+
+
+def test_binomial_tail_matches_scipy():
+    """The guard's own binomial tail (no scipy import on the forget path) against scipy.stats.binom."""
+    import random
+
+    from scipy.stats import binom
+
+    from obliviate._binomial import binomial_sf
+
+    rng = random.Random(7)
+    for _ in range(500):
+        n = rng.randint(0, 1500)
+        k = rng.randint(-1, n + 1)
+        p = rng.choice([0.5, rng.random(), 0.1, 0.9])
+        expected = float(binom.sf(k - 1, n, p))
+        got = binomial_sf(k, n, p)
+        assert abs(got - expected) <= 1e-4 * expected + 1e-300, (k, n, p, got, expected)

@@ -52,7 +52,7 @@ def test_memorised_users_are_planted_and_memorised(mem_run, last_block_user):
 
 
 def test_genuine_exact_deletion_passes(mem_run, last_block_user):
-    user, oracle_set, ev = last_block_user
+    _, oracle_set, ev = last_block_user
     report = judge(mem_run, ev, as_model(mem_run, oracle_set.exact), SETTINGS)
     assert report.verdict == "pass", report.reasons
     assert report.forgotten["verdict"] == "yes" and report.forgotten["has_power"] is True
@@ -89,14 +89,15 @@ def test_noop_on_a_sample_the_model_never_memorised_is_nothing_measurable(mem_ru
 
 
 def test_report_json_carries_the_figures_the_html_report_draws(mem_run, last_block_user):
-    user, _, ev = last_block_user
+    _, _, ev = last_block_user
     d = judge(mem_run, ev, mem_run.final_model(), SETTINGS).to_dict()
     d = json.loads(json.dumps(d, allow_nan=False))
     roc = d["roc"]
     assert set(roc) >= {"fpr", "tpr", "auc"} and 0.0 <= roc["auc"] <= 1.0
     assert roc["fpr"][0] == 0.0 and roc["fpr"][-1] == 1.0 and np.all(np.diff(roc["fpr"]) >= 0)
     assert roc["auc"] > 0.9  # the no-op: U looks like members next to held-out samples
-    assert [set(e) >= {"id", "p_value", "loss", "oracle_loss_mean", "direction"} for e in d["per_example"]] == [True] * 2
+    keys = {"id", "p_value", "loss", "oracle_loss_mean", "direction"}
+    assert [set(e) >= keys for e in d["per_example"]] == [True] * 2
     assert {e["direction"] for e in d["per_example"]} <= {"member", "over-forgotten", "typical"}
     cloud = d["oracle_cloud"]
     assert len(cloud["oracles"]) == 8 and set(cloud["oracles"][0]) == {"accuracy", "agreement"}
@@ -150,7 +151,7 @@ def test_a_genuine_deletion_just_below_the_worst_oracle_is_forgotten_with_a_fide
     """The exact deletion, its test agreement pushed just below the worst oracle's: forgotten is still "yes",
     and fidelity is answered by its own p-value; a fidelity miss would be reported as such, never as "not
     forgotten". (That it is *not* rejected is shown on constructed inputs in test_verify_stats.py.)"""
-    user, oracle_set, ev = last_block_user
+    _, oracle_set, ev = last_block_user
     exact = as_model(mem_run, oracle_set.exact)
     base = judge(mem_run, ev, exact, SETTINGS)
     n = len(mem_run.test)

@@ -9,10 +9,10 @@ Each failure is one line naming the path, the problem and the fix.
 'runs/a'
 >>> resolve("json:JSONDecoder.decode")  # doctest: +ELLIPSIS
 <function JSONDecoder.decode at ...>
->>> resolve("math.sqrt")
+>>> resolve("math.sqrt")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-obliviate.errors.ConfigError: 'math.sqrt' is not an import path: write it as package.module:attribute, e.g. mypkg.models:build
+obliviate.errors.ConfigError: 'math.sqrt' is not an import path: write it as package.module:attribute, ...
 >>> resolve("math:nope")
 Traceback (most recent call last):
 ...

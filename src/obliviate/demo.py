@@ -48,7 +48,7 @@ def run_demo(workdir: str | Path | None = None, *, config: RunConfig | None = No
 
     config = config or demo_config()
     own_tmp = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="obliviate-demo-") if own_tmp else workdir)
+    root = Path(tempfile.mkdtemp(prefix="obliviate-demo-")) if workdir is None else Path(workdir)
     try:
         t0 = time.perf_counter()
         original = train_run(config, root / "original")
@@ -73,6 +73,7 @@ def run_demo(workdir: str | Path | None = None, *, config: RunConfig | None = No
         t2 = time.perf_counter()
         settings = VerifySettings(oracles=oracles)
         oracle_set = train_oracle_set(runs["deepobliviate"], user, settings)
+        assert do.model_state is not None, "forget() returns the state it produced"
         stitched = verify_candidate(runs["deepobliviate"], user, do.model_state, oracle_set=oracle_set,
                                     oracles=oracles, label="DeepObliviate")
         fake = verify_candidate(runs["deepobliviate"], user, orig_state, oracle_set=oracle_set, oracles=oracles,

@@ -34,9 +34,10 @@ import hashlib
 import hmac
 import os
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -127,7 +128,8 @@ def read_subject_map(path: str | Path) -> dict[str, list[int]]:
 
 
 def _known_ids(run: Any) -> set[int]:
-    return set(run.block_of()) | run.deleted_ids()
+    deleted: set[int] = run.deleted_ids()
+    return set(run.block_of()) | deleted
 
 
 def attach_subjects(run: Any, mapping: Mapping[str, Iterable[int]] | str | Path, *, key: bytes | str | None = None,
@@ -157,15 +159,15 @@ def attach_subjects(run: Any, mapping: Mapping[str, Iterable[int]] | str | Path,
         if store.manifest.get("subjects") and not replace:
             raise UsageError(f"{run.path} already has a subject index; pass --replace (replace=True) to replace it")
         hashes = sorted(index)
-        ids = [index[h] for h in hashes]
+        id_lists = [index[h] for h in hashes]
         payload = {
             "hashes": torch.from_numpy(np.frombuffer(b"".join(bytes.fromhex(h) for h in hashes), dtype=np.uint8)
                                        .reshape(len(hashes), 32).copy()),
-            "offsets": torch.from_numpy(np.cumsum([0] + [len(x) for x in ids]).astype(np.int64)),
-            "ids": torch.tensor([i for x in ids for i in x], dtype=torch.int64)}
+            "offsets": torch.from_numpy(np.cumsum([0] + [len(x) for x in id_lists]).astype(np.int64)),
+            "ids": torch.tensor([i for x in id_lists for i in x], dtype=torch.int64)}
         entry = {"index": store.put("subjects", payload, {"algorithm": ALGORITHM}), "algorithm": ALGORITHM,
                  "key_check": key_check(secret), "subjects": len(hashes),
-                 "samples": int(sum(len(x) for x in ids)),
+                 "samples": int(sum(len(x) for x in id_lists)),
                  "attached": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         store.commit({**store.manifest, "subjects": entry})
         store.collect_garbage()  # a replaced index leaves no trace

@@ -101,7 +101,8 @@ def test_knockoff_random_matches_art(digits, digits_cnn):
     from art.estimators.classification import PyTorchClassifier
 
     pool = load_dataset("digits-60k", n_train=3000, n_test=10).train
-    ours = KnockoffNets(queries=500, output="labels", epochs=20, seed=0)(digits_cnn, AuditData(digits.train, digits.test, pool))
+    knockoff = KnockoffNets(queries=500, output="labels", epochs=20, seed=0)
+    ours = knockoff(digits_cnn, AuditData(digits.train, digits.test, pool))
     torch.manual_seed(0)
     np.random.seed(0)
     thief = build_model("small_cnn", (1, 8, 8), 10, seed=0)
@@ -122,7 +123,8 @@ def test_mi_face_matches_art(digits, digits_cnn):
     from art.attacks.inference.model_inversion import MIFace as ArtMIFace
 
     steps = 60
-    ours = MIFace(space="pixel", steps=steps, lr=0.1, threshold=1.0, window=steps + 1, evaluator_epochs=1)(digits_cnn, digits)
+    mi_face = MIFace(space="pixel", steps=steps, lr=0.1, threshold=1.0, window=steps + 1, evaluator_epochs=1)
+    ours = mi_face(digits_cnn, digits)
     art = ArtMIFace(_art_classifier(digits_cnn, output_softmax=True), max_iter=steps, window_length=steps + 1,
                     threshold=1.0, learning_rate=0.1, batch_size=10, verbose=False).infer(None, y=np.arange(10))
     diff = (ours.artifacts["reconstructions"] - torch.from_numpy(art)).abs().max()

@@ -46,7 +46,7 @@ class Server:
         self.run_path, self.work = Path(run_path), Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.tokens = {}
-        lines = [f'ledger = "ledger.sqlite"', f'signing_key = "receipt-key.pem"',
+        lines = ['ledger = "ledger.sqlite"', 'signing_key = "receipt-key.pem"',
                  "[scheduler]", f"window_s = {window_s}", f"max_batch = {max_batch}", f'method = "{method}"']
         for name, scopes in {"submitter": ["submit"], "reader": ["read"], "desk": ["submit", "read"],
                              "admin": ["admin"]}.items():
@@ -71,13 +71,12 @@ class Server:
     def headers(self, who: str = "desk") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
-    def start(self, timeout: float = 90.0) -> "Server":
+    def start(self, timeout: float = 90.0) -> Server:
         self.port = free_port()
-        log = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "obliviate", "serve", str(self.run_path), "--port",
-                                      str(self.port), "--config", str(self.config)], cwd=REPO, env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "obliviate", "serve", str(self.run_path), "--port",
+                                          str(self.port), "--config", str(self.config)], cwd=REPO, env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -92,7 +92,7 @@ def test_auth_request_lifecycle_receipt_and_nothing_secret_logged(served, tmp_pa
 
 
 def test_every_changed_byte_breaks_the_receipt(served):
-    run, server, subjects = served
+    _, server, _ = served
     with httpx.Client(base_url=server.url, headers=server.headers("desk"), timeout=30.0) as c:
         rid = c.post("/requests", json=erasure("dsr-b", subjects=["customer-4712"])).json()["request_id"]
         server.wait_all_done([rid], timeout=60)

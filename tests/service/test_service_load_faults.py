@@ -27,7 +27,7 @@ def test_load_8_clients_x_50_requests(service_run_master, tmp_path):
     bodies = _bodies(run, 400, 1, "load")
     server = Server(run.path, tmp_path / "svc", window_s=0.3, max_batch=64).start()
     try:
-        accepted, latencies = submit_all(server, bodies, clients=8)
+        accepted, _ = submit_all(server, bodies, clients=8)
         assert len(accepted) == 400
         done = server.wait_all_done(accepted.values(), timeout=300)
         assert all(r["status"] == "completed" for r in done.values())

@@ -11,7 +11,8 @@ True
 """
 
 from .base import Attack, AttackResult, AuditData, CountedModel, ThreatModel
-from .evasion import APGD, APGDL2, BIM, FGSM, JSMA, PGD, PGDL2, CarliniWagnerL2, DeepFool, EvasionAttack, HopSkipJump, Square
+from .evasion import (APGD, APGDL2, BIM, FGSM, JSMA, PGD, PGDL2, CarliniWagnerL2, DeepFool, EvasionAttack, HopSkipJump,
+                      Square)
 from .extraction import (EquationSolving, ExtractionAttack, JacobianAugmentation, KnockoffNets,
                          QueryBudgetExceeded, QueryFunction)
 from .inversion import MembershipLoss, MIFace
@@ -21,8 +22,8 @@ from .registry import (Family, attack_class, attack_names, attack_settings, buil
 from .suite import AuditReport, parse_attack_spec, run_audit
 
 __all__ = [
-    "APGD", "APGDL2", "Attack", "AttackResult", "AuditData", "AuditReport", "BIM", "BackdoorAttack", "BadNets", "Blended",
-    "CarliniWagnerL2", "CountedModel", "DeepFool", "EquationSolving", "EvasionAttack", "ExtractionAttack",
+    "APGD", "APGDL2", "Attack", "AttackResult", "AuditData", "AuditReport", "BIM", "BackdoorAttack", "BadNets",
+    "Blended", "CarliniWagnerL2", "CountedModel", "DeepFool", "EquationSolving", "EvasionAttack", "ExtractionAttack",
     "FGSM", "Family", "FeatureCollision", "HopSkipJump", "JSMA", "JacobianAugmentation", "KnockoffNets",
     "LabelFlip", "MIFace", "MembershipLoss", "PGD", "PGDL2", "PoisoningAttack", "QueryBudgetExceeded",
     "QueryFunction", "Square", "ThreatModel", "attack_class", "attack_names", "attack_settings",

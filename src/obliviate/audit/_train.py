@@ -48,10 +48,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batc
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
             out = model(x[idx])
-            if soft:
-                loss = -(y[idx] * F.log_softmax(out, 1)).sum(1).mean()
-            else:
-                loss = F.cross_entropy(out, y[idx])
+            loss = -(y[idx] * F.log_softmax(out, 1)).sum(1).mean() if soft else F.cross_entropy(out, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -19,9 +19,10 @@ import abc
 import inspect
 import math
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
@@ -29,6 +30,7 @@ from torch import nn
 from ..data.base import DatasetSplits, IndexedDataset
 from ..errors import ConfigError
 
+_T = TypeVar("_T")
 KNOWLEDGE = ("white-box", "score-based", "label-only")
 GOALS = ("untargeted", "targeted", "availability", "integrity", "backdoor", "confidentiality")
 
@@ -98,7 +100,7 @@ def check_finite(name: str, x: torch.Tensor) -> None:
     Traceback (most recent call last):
     ...
     obliviate.errors.ConfigError: x holds 1 NaN or infinite value(s) (first in sample 0); clean or drop those inputs first
-    """
+    """  # noqa: E501 (a doctest's expected one-line error)
     bad = ~torch.isfinite(x)
     if bool(bad.any()):
         first = int(bad.flatten(1).any(1).nonzero()[0]) if x.dim() > 1 else int(bad.nonzero()[0])
@@ -106,7 +108,7 @@ def check_finite(name: str, x: torch.Tensor) -> None:
                           "clean or drop those inputs first")
 
 
-def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
+def check_choice(name: str, value: _T, allowed: Sequence[_T]) -> _T:
     """Return ``value`` if it is one of ``allowed``, else raise naming the allowed values."""
     if value not in allowed:
         raise ConfigError(f"Expected argument `{name}` to be one of {', '.join(map(str, allowed))}, "
@@ -202,7 +204,7 @@ class AuditData:
     pool: IndexedDataset | None = None
 
     @classmethod
-    def coerce(cls, data: "AuditData | DatasetSplits | IndexedDataset") -> "AuditData":
+    def coerce(cls, data: AuditData | DatasetSplits | IndexedDataset) -> AuditData:
         if isinstance(data, AuditData):
             return data
         if isinstance(data, DatasetSplits):
@@ -243,7 +245,7 @@ class CountedModel:
         self.backward_samples = 0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
+        out: torch.Tensor = self.model(x)
         n = int(x.shape[0])
         self.forward_calls += 1
         self.forward_samples += n

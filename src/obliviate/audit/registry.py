@@ -13,8 +13,9 @@ obliviate.errors.UnknownNameError: unknown attack 'nope'; choose one of: ...
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import ConfigError, UnknownNameError
 from .base import Attack

@@ -21,8 +21,9 @@ from __future__ import annotations
 import ast
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -156,7 +157,7 @@ def run_audit(attacks: Sequence[str | Attack] | None, models: Mapping[str, nn.Mo
             log.info("audit: %s on %s", attack.name, model_name)
             try:
                 result = attack(model, data)
-            except Exception as exc:  # noqa: BLE001 (recorded, reported)
+            except Exception as exc:  # recorded, reported
                 if not keep_going:
                     raise
                 report.errors.append({"attack": attack.name, "model": model_name, "error": str(exc)})

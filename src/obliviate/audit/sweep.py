@@ -18,9 +18,10 @@ import csv
 import io
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,7 +47,8 @@ def parse_eps(spec: str | Sequence[str | float]) -> list[float]:
             try:
                 start, stop, count = float(a), float(b), int(c)
             except ValueError:
-                raise ConfigError(f"cannot read epsilon range {text!r}; write START:STOP:COUNT, e.g. 0.05:0.3:6")
+                raise ConfigError(f"cannot read epsilon range {text!r}; "
+                                  f"write START:STOP:COUNT, e.g. 0.05:0.3:6") from None
             if count < 1 or not (math.isfinite(start) and math.isfinite(stop)) or start > stop:
                 raise ConfigError(f"epsilon range {text!r} needs START <= STOP and COUNT >= 1, e.g. 0.05:0.3:6")
             step = (stop - start) / (count - 1) if count > 1 else 0.0
@@ -143,7 +145,8 @@ def run_sweep(attacks: Sequence[Attack], models: Mapping[str, nn.Module], data: 
     ...               AuditData.coerce(load_dataset("digits")), [0.05, 0.2])
     >>> [c["attack"] for c in s.curves], len(s.per_sample)
     (['fgsm', 'pgd'], 80)
-    >>> all(w <= min(c["robust_accuracy"][i] for c in s.curves) for i, w in enumerate(s.worst_case[0]["robust_accuracy"]))
+    >>> worst = s.worst_case[0]["robust_accuracy"]
+    >>> all(w <= min(c["robust_accuracy"][i] for c in s.curves) for i, w in enumerate(worst))
     True
     """
     eps = sorted(float(e) for e in eps or ())
@@ -155,6 +158,7 @@ def run_sweep(attacks: Sequence[Attack], models: Mapping[str, nn.Module], data: 
         sweeps_eps = evasion and takes(attack, "eps") and attack.settings().get("eps") is not None
         sweeps_q = attack.family == "extraction" and bool(queries) and takes(attack, "queries")
         for model_name, model in models.items():
+            variants: list[tuple[float | None, Attack]]
             if sweeps_eps:
                 variants = [(e, with_setting(attack, eps=e)) for e in eps] or [(attack.settings()["eps"], attack)]
             elif sweeps_q:
@@ -178,13 +182,15 @@ def run_sweep(attacks: Sequence[Attack], models: Mapping[str, nn.Module], data: 
                         art = result.artifacts
                         info[key] = (ids, art["y"].cpu(), art["clean_pred"].cpu())
                         correct_adv = art["adv_pred"].cpu() == art["y"].cpu()
+                        assert value is not None  # every variant of an eps sweep has its eps
                         fooled_at.setdefault(key, {}).setdefault(float(value), {})[attack.name] = ~correct_adv
                 elif sweeps_q:
                     fidelity.append(result.metrics.get("fidelity"))
                     used.append(result.metrics.get("queries"))
             if sweeps_eps:
                 sweep.curves.append({"model": model_name, "attack": attack.name, "norm": attack.norm,  # type: ignore[attr-defined]
-                                     "eps": [v for v, _ in variants], "robust_accuracy": robust, "success_rate": success,
+                                     "eps": [v for v, _ in variants], "robust_accuracy": robust,
+                                     "success_rate": success,
                                      "settings": {k: v for k, v in _plain(attack.settings()).items() if k != "eps"}})
             if sweeps_q:
                 sweep.query_curves.append({"model": model_name, "attack": attack.name, "budget": list(queries or ()),
@@ -195,7 +201,9 @@ def run_sweep(attacks: Sequence[Attack], models: Mapping[str, nn.Module], data: 
         ids, y, clean = info[(model_name, norm)]
         names = sorted({a for d in by_eps.values() for a in d})
         grid = sorted(by_eps)
-        curve, first_eps, first_by = [], [None] * len(y), [""] * len(y)
+        curve: list[float] = []
+        first_eps: list[float | None] = [None] * len(y)
+        first_by = [""] * len(y)
         for e in grid:
             hits = by_eps[e]
             n = min(len(v) for v in hits.values())

@@ -2,8 +2,9 @@
 
 Exit codes: 0 ok, 1 a check failed, 2 bad usage or input, 3 an internal error (a bug: the message says
 where to report it). Every failure a user can cause is one line on stderr naming the problem and the
-fix, never a traceback. Logs go to stderr; ``--json`` puts one machine-readable object on stdout. Each command lives in its own module with a ``register(sub)``
-function that adds its parser and sets ``func(args) -> int``.
+fix, never a traceback. Logs go to stderr; ``--json`` puts one machine-readable object on stdout. Each
+command lives in its own module with a ``register(sub)`` function that adds its parser and sets
+``func(args) -> int``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import importlib
 import logging
 import sys
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 from .._logging import set_progress
 from ..errors import CheckFailed, UsageError, file_error

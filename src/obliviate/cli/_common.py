@@ -6,7 +6,8 @@ import argparse
 import json
 import math
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def wait_seconds(text: str) -> float:

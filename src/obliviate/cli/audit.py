@@ -2,11 +2,12 @@
 
 ``obliviate audit RUN`` audits a run's original, unlearned and exact-retrained models side by side;
 ``obliviate audit --model NAME --checkpoint FILE.safetensors`` audits one model: ``NAME`` is a registered
-model or the user's own factory ``package.module:function``, with ``--model-option KEY=VALUE`` (repeatable). One pivot-metric table
-per attack family is printed (``--markdown`` for reports, ``--json`` for machines). ``--eps`` with several
-values (``0.05:0.3:6`` or ``0.05,0.1``) sweeps the evasion attacks over them: robust accuracy against
-epsilon per attack and the worst case per input across attacks; ``--per-sample FILE.csv`` (or ``.json``)
-writes one record per attacked input; ``--out FILE.json`` writes the JSON result for ``obliviate report``.
+model or the user's own factory ``package.module:function``, with ``--model-option KEY=VALUE`` (repeatable).
+One pivot-metric table per attack family is printed (``--markdown`` for reports, ``--json`` for machines).
+``--eps`` with several values (``0.05:0.3:6`` or ``0.05,0.1``) sweeps the evasion attacks over them: robust
+accuracy against epsilon per attack and the worst case per input across attacks; ``--per-sample FILE.csv``
+(or ``.json``) writes one record per attacked input; ``--out FILE.json`` writes the JSON result for
+``obliviate report``.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def _models(args: argparse.Namespace, input_shape: tuple[int, ...], num_classes:
         raise UsageError("give either RUN or --model NAME --checkpoint FILE, not both")
     if args.run:
         try:
-            from ..api import load_models_for_audit  # type: ignore[attr-defined]
+            from ..api import load_models_for_audit
         except ImportError as exc:
             raise UsageError("auditing a run needs the run API (obliviate.api.load_models_for_audit), which "
                              "this installation lacks; audit a checkpoint with --model NAME --checkpoint FILE "
@@ -113,7 +114,7 @@ def _models(args: argparse.Namespace, input_shape: tuple[int, ...], num_classes:
 def _run_data(path: str) -> Any:
     """The stored run's own training and test data (members and non-members), when the run API has it."""
     try:
-        from ..training import open_run  # type: ignore[attr-defined]
+        from ..training import open_run
     except ImportError:
         return None
     from ..audit import AuditData

@@ -7,7 +7,7 @@ import argparse
 from ._common import emit_json, format_table
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="train on digits with a canary user, forget them, compare with exact retrain")
     p.add_argument("--workdir", help="keep the runs in this folder (default: a temporary folder, removed)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")

@@ -14,7 +14,7 @@ from ._common import emit_json, format_table, int_in, require_complete, wait_sec
 from .subjects import add_subject_arguments, forget_from_args
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ..unlearning import methods, stopping_rule_names
 
     p = sub.add_parser("forget", help="delete samples from a recorded run (DeepObliviate by default)",
@@ -28,9 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_subject_arguments(p, "delete")
     p.add_argument("--method", choices=methods(), default="deepobliviate", help="unlearning mode")
     p.add_argument("--rule", choices=stopping_rule_names(), default="immediate", help="stopping rule")
-    p.add_argument("--min-affected", type=int_in(0, None), default=0, help="retrain at least this many blocks after the last "
-                                                                 "block holding deleted data")
-    p.add_argument("--max-affected", type=int_in(0, None), default=None, help="let the rule stop after at most this many")
+    p.add_argument("--min-affected", type=int_in(0, None), default=0,
+                   help="retrain at least this many blocks after the last block holding deleted data")
+    p.add_argument("--max-affected", type=int_in(0, None), default=None,
+                   help="let the rule stop after at most this many")
     p.add_argument("--no-guard", action="store_true", help="ship the stitch without validating it (not advised)")
     p.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
                    help="seconds (>= 0) to wait for another obliviate process using the run (default: fail at once)")

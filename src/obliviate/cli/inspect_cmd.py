@@ -11,7 +11,7 @@ from ._common import emit_json, format_table
 from .subjects import add_subject_arguments, inspect_subjects
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("inspect", help="show a run's blocks, storage, accuracy; check its integrity",
                        description="Show a run's blocks, storage, accuracy and requests, and check every stored "
                                    "payload against its hash. Exit 0 when intact, 1 when the check finds damage.")
@@ -39,5 +39,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nstatus {report['status']}, {report['blocks_done']}/{report['blocks_total']} blocks, "
               f"{report['storage_bytes'] / 1e6:.2f} MB, test accuracy {report['test_accuracy']}")
         print(f"requests: {len(report['requests'])}; unreferenced files: {len(report['unreferenced_files'])}")
+        trainer, device = report["trainer"], report["config"].get("training", {}).get("device", "cpu")
+        print(f"trainer: {trainer.get('name')}{' (' + trainer['path'] + ')' if trainer.get('path') else ''}; "
+              f"device: {device}")
         print("integrity: OK" if report["consistent"] else "integrity: PROBLEMS\n  " + "\n  ".join(report["problems"]))
     return 0 if report["consistent"] else 1

@@ -11,7 +11,7 @@ from pathlib import Path
 from ._common import emit_json
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("receipt", help="verify a signed deletion receipt of `obliviate serve`")
     rsub = p.add_subparsers(dest="receipt_command", metavar="ACTION")
     rsub.required = True
@@ -41,5 +41,6 @@ def verify(args: argparse.Namespace) -> int:
     else:
         print(f"receipt OK: request {receipt.get('request_id')}, {receipt.get('samples')} sample(s), "
               f"model {str(receipt.get('model_before', {}).get('state_sha256'))[:12]} -> "
-              f"{str(receipt.get('model_after', {}).get('state_sha256'))[:12]}, signed by key {receipt['signing_key_id']}")
+              f"{str(receipt.get('model_after', {}).get('state_sha256'))[:12]}, "
+              f"signed by key {receipt['signing_key_id']}")
     return 0

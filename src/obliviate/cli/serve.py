@@ -8,7 +8,7 @@ import argparse
 import sys
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="serve erasure requests over HTTP (OpenDSR-shaped; needs obliviate[serve])")
     p.add_argument("run", help="run store folder")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")

@@ -19,7 +19,7 @@ def add_key_file_argument(p: argparse.ArgumentParser) -> None:
                         "keep it outside the run store")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("subjects", help="attach a data-subject index (subject -> samples) to a run")
     p.add_argument("run", help="run store folder")
     p.add_argument("--map", required=True, metavar="FILE", help="CSV file with columns subject,sample_id")

@@ -10,7 +10,7 @@ import sys
 from ._common import add_model_arguments, emit_json, model_overrides, wait_seconds
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ..data import dataset_names
     from ..models import model_names
 

@@ -18,7 +18,7 @@ from ..verify.settings import ORACLES_DEFAULT, ORACLES_MAX, ORACLES_MIN
 from ._common import emit_json, format_table, int_in, require_complete, wait_seconds
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("verify", help="verify that a forget request's data is gone and the model still faithful",
                        description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None)
     p.add_argument("run", help="run store folder")
@@ -50,7 +50,8 @@ def _print_report(d: dict[str, Any]) -> None:
     r, o = d["request"], d["oracles"]
     print(f"request {r.get('request_id')} of {d['run']}: {r.get('method')} ({r.get('outcome')}), {len(d['ids'])} "
           f"sample(s) deleted, model verified: {d['model']}")
-    print(f"oracles: {o['n']} replays of blocks {o['retrained_blocks']} without U (shared blocks {o['shared_blocks']}); "
+    print(f"oracles: {o['n']} replays of blocks {o['retrained_blocks']} without U "
+          f"(shared blocks {o['shared_blocks']}); "
           f"trained now {o.get('trained_now', '-')}, from cache {o.get('reused_from_cache', '-')} "
           f"({o['train_time_s']:.1f} s)")
     f = d["forgotten"]

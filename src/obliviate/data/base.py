@@ -13,8 +13,8 @@ Data lives in memory as tensors: block training slices them by index, which is f
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -77,17 +77,17 @@ class IndexedDataset:
                                f"{' ...' if len(missing) > 20 else ''}")
         return order[pos]
 
-    def select(self, ids: torch.Tensor | Sequence[int]) -> "IndexedDataset":
+    def select(self, ids: torch.Tensor | Sequence[int]) -> IndexedDataset:
         """The samples with the given ids, in that order."""
         pos = self.positions(ids)
         return self.take(pos)
 
-    def take(self, positions: torch.Tensor) -> "IndexedDataset":
+    def take(self, positions: torch.Tensor) -> IndexedDataset:
         """The samples at the given row positions."""
         return IndexedDataset(self.ids[positions], self.x[positions], self.y[positions],
                               self.num_classes, self.name, self.fetch)
 
-    def with_data(self, x: torch.Tensor, y: torch.Tensor) -> "IndexedDataset":
+    def with_data(self, x: torch.Tensor, y: torch.Tensor) -> IndexedDataset:
         """Same ids, replaced samples and labels (e.g. a canary stamped with a trigger); the replaced
         samples are the data from then on (no ``fetch``)."""
         return IndexedDataset(self.ids, x, y, self.num_classes, self.name)
@@ -134,7 +134,7 @@ def seeded_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, n
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
     perm = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(n * test_fraction))
+    n_test = round(n * test_fraction)
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 

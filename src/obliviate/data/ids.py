@@ -27,6 +27,6 @@ def stable_id(name: str) -> int:
 def in_held_out(name: str, fraction: float, seed: int) -> bool:
     """Whether sample ``name`` belongs to the held-out (test) share ``fraction`` of a seeded split that
     depends on the name alone, so removing one sample never moves another across the split."""
-    h = int.from_bytes(hashlib.blake2b(f"{seed}\x00{name}".encode("utf-8"), digest_size=8,
+    h = int.from_bytes(hashlib.blake2b(f"{seed}\x00{name}".encode(), digest_size=8,
                                        person=b"obliviate-split").digest(), "little")
     return h < fraction * 2.0**64

@@ -9,7 +9,8 @@ True
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import ConfigError, UnknownNameError
 from .base import DatasetSplits

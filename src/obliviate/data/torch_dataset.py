@@ -27,8 +27,8 @@ Randomness seeded per sample: torch's CPU generator, Python's ``random`` and Num
 from __future__ import annotations
 
 import random
-from typing import Any
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch

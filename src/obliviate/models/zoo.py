@@ -86,7 +86,8 @@ class ResNet18(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layers(self.stem(x))
-        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1))
+        logits: torch.Tensor = self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1))
+        return logits
 
 
 def resnet18(input_shape: tuple[int, ...], num_classes: int, *, width: int = 64) -> nn.Module:

@@ -14,8 +14,9 @@ obliviate.errors.StoreError: ... is not an obliviate run (no manifest.json); cre
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["build_report", "write_report"]
 
@@ -37,7 +38,8 @@ def build_report(run_path: str | Path, *, verify: str | Path | None = None,
         "version": _version(), "run": run_section(root, manifest), "requests": request_sections(manifest),
         "verification": verification, "audits": audit_parts,
     }
-    return _template().render(**context)
+    html: str = _template().render(**context)  # jinja2 is typed, but the template object is built lazily
+    return html
 
 
 def write_report(run_path: str | Path, out: str | Path, **kwargs: Any) -> Path:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import ConfigError, UsageError
 from . import figures
@@ -151,8 +152,10 @@ def request_sections(manifest: dict[str, Any]) -> list[dict[str, Any]]:
             "guard": table_of([g for g in guard_rows if isinstance(g, dict)]) if guard_rows else None,
             "guard_text": None if guard_rows or guard is None else scalar_text(guard),
             "plan": rows_of(plan) if isinstance(plan, dict) else None,
-            "decisions": table_of([d for d in decisions if isinstance(d, dict)]) if isinstance(decisions, list) else None,
-            "residuals": table_of([r for r in residuals if isinstance(r, dict)]) if isinstance(residuals, list) else None,
+            "decisions": (table_of([d for d in decisions if isinstance(d, dict)])
+                          if isinstance(decisions, list) else None),
+            "residuals": (table_of([r for r in residuals if isinstance(r, dict)])
+                          if isinstance(residuals, list) else None),
         })
     return out
 
@@ -160,9 +163,11 @@ def request_sections(manifest: dict[str, Any]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- verification
 def verification_section(v: dict[str, Any], source: str) -> dict[str, Any]:
     figs, notes = [], []
-    for key, make in (("roc", lambda x: figures.roc_figure(x) if isinstance(x, dict) else None),
-                      ("per_example", lambda x: figures.pvalue_figure(x) if isinstance(x, list) else None),
-                      ("oracle_cloud", lambda x: figures.oracle_cloud_figure(x) if isinstance(x, dict) else None)):
+    makers: tuple[tuple[str, Callable[[Any], dict[str, str] | None]], ...] = (
+        ("roc", lambda x: figures.roc_figure(x) if isinstance(x, dict) else None),
+        ("per_example", lambda x: figures.pvalue_figure(x) if isinstance(x, list) else None),
+        ("oracle_cloud", lambda x: figures.oracle_cloud_figure(x) if isinstance(x, dict) else None))
+    for key, make in makers:
         if key in v:
             fig = make(v[key])
             if fig:
@@ -192,7 +197,8 @@ def audit_section(a: dict[str, Any], source: str) -> dict[str, Any]:
                                                              if v is not None) or "-"
         r.setdefault("metrics", {})
     figs = []
-    sweep = a.get("sweep") if isinstance(a.get("sweep"), dict) else {}
+    raw_sweep = a.get("sweep")
+    sweep: dict[str, Any] = raw_sweep if isinstance(raw_sweep, dict) else {}
     curves = [c for c in sweep.get("curves") or [] if isinstance(c, dict)]
     worst = [w for w in sweep.get("worst_case") or [] if isinstance(w, dict)]
     per_input = [p for p in sweep.get("per_input") or [] if isinstance(p, dict)]

@@ -14,12 +14,13 @@ from __future__ import annotations
 import base64
 import io
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 DPI = 96
 COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -83,7 +84,8 @@ def training_figure(blocks: list[dict[str, Any]], settings: str) -> dict[str, st
 
 def storage_figure(blocks: list[dict[str, Any]]) -> dict[str, str] | None:
     """Bytes stored per block (update, optimizer state and snapshot payloads)."""
-    idx, parts = [], {"update": [], "optimizer": [], "snapshot": []}
+    idx: list[Any] = []
+    parts: dict[str, list[float]] = {"update": [], "optimizer": [], "snapshot": []}
     for i, b in enumerate(blocks):
         idx.append(b.get("index", i + 1))
         for k in parts:
@@ -326,7 +328,7 @@ def _image(arr: Any) -> Any:
     if a.ndim == 3 and a.shape[0] in (1, 3):
         a = a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
     elif a.ndim == 1:
-        side = int(math.isqrt(a.size))
+        side = math.isqrt(a.size)
         a = a.reshape(side, side) if side * side == a.size else a.reshape(1, -1)
     lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
     return (a - lo) / (hi - lo) if hi > lo and (lo < 0 or hi > 1) else a

@@ -67,7 +67,7 @@ class ServiceConfig:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
 
     @classmethod
-    def load(cls, run: str | Path, path: str | Path | None) -> "ServiceConfig":
+    def load(cls, run: str | Path, path: str | Path | None) -> ServiceConfig:
         run = Path(run)
         default_dir = run.parent / f"{run.name}.service"
         if path is None:
@@ -85,7 +85,7 @@ class ServiceConfig:
         return cls.from_dict(run, data, base=path.parent, default_dir=default_dir)
 
     @classmethod
-    def from_dict(cls, run: Path, data: dict[str, Any], *, base: Path, default_dir: Path) -> "ServiceConfig":
+    def from_dict(cls, run: Path, data: dict[str, Any], *, base: Path, default_dir: Path) -> ServiceConfig:
         known = {"ledger", "signing_key", "subject_key_file", "scheduler", "tokens"}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -17,13 +17,15 @@ a restart resumes every batch not ``done`` (see :mod:`obliviate.service.schedule
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import UsageError
 
@@ -74,7 +76,7 @@ class Ledger:
         with self._lock:
             self._db.close()
 
-    def _tx(self) -> "_Tx":
+    def _tx(self) -> _Tx:
         return _Tx(self)
 
     # -- submission ------------------------------------------------------------------------------
@@ -102,7 +104,7 @@ class Ledger:
                         except IdempotencyConflict as exc:
                             outcomes.append(exc)
                     self._db.execute("COMMIT")
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - rolled back, then handed to every waiting caller
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
                     outcomes = [exc] * len(todo)
@@ -117,7 +119,7 @@ class Ledger:
         return item.result
 
     @staticmethod
-    def _insert(db: sqlite3.Connection, it: "_Submission") -> tuple[str, bool]:
+    def _insert(db: sqlite3.Connection, it: _Submission) -> tuple[str, bool]:
         row = db.execute("SELECT id, body_sha256 FROM requests WHERE idempotency_key=?",
                          (it.idempotency_key,)).fetchone()
         if row is not None:
@@ -147,6 +149,7 @@ class Ledger:
         out["history"] = [{"status": h["status"], "at": h["at"]} for h in hist]
         return out
 
+    # `builtins.list` in the annotations below: this class defines a method named `list`
     def list(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         with self._lock:
             q = "SELECT * FROM requests" + (" WHERE status=?" if status else "") + " ORDER BY received LIMIT ?"
@@ -158,7 +161,7 @@ class Ledger:
             rows = self._db.execute("SELECT status, COUNT(*) AS n FROM requests GROUP BY status").fetchall()
         return {r["status"]: int(r["n"]) for r in rows}
 
-    def pending(self, limit: int) -> list[dict[str, Any]]:
+    def pending(self, limit: int) -> builtins.list[dict[str, Any]]:
         return self.list("pending", limit)
 
     # -- transitions -----------------------------------------------------------------------------
@@ -173,8 +176,8 @@ class Ledger:
             _set(db, [rid], "cancelled")
             return "cancelled"
 
-    def create_batch(self, request_ids: list[str], mode: str, groups: list[list[str]], predicted: dict[str, float],
-                     model_before: dict[str, str]) -> int | None:
+    def create_batch(self, request_ids: builtins.list[str], mode: str, groups: builtins.list[builtins.list[str]],
+                     predicted: dict[str, float], model_before: dict[str, str]) -> int | None:
         """Move still-pending requests into a new batch with its plan; None when none was still pending."""
         with self._tx() as db:
             marks = ",".join("?" * len(request_ids))
@@ -223,20 +226,20 @@ class Ledger:
             db.execute("UPDATE batches SET status='done' WHERE id=?", (batch_id,))
 
     # -- batches ---------------------------------------------------------------------------------
-    def open_batches(self) -> list[dict[str, Any]]:
+    def open_batches(self) -> builtins.list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM batches WHERE status='open' ORDER BY id").fetchall()
         return [{**dict(r), "plan": json.loads(r["plan"]), "predicted": json.loads(r["predicted"]),
                  "model_before": json.loads(r["model_before"])} for r in rows]
 
-    def applications(self, batch_id: int) -> list[dict[str, Any]]:
+    def applications(self, batch_id: int) -> builtins.list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM applications WHERE batch_id=? ORDER BY position",
                                     (batch_id,)).fetchall()
         return [{**dict(r), "request_ids": json.loads(r["request_ids"]),
                  "result": json.loads(r["result"]) if r["result"] else None} for r in rows]
 
-    def all_applications(self) -> list[dict[str, Any]]:
+    def all_applications(self) -> builtins.list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM applications ORDER BY batch_id, position").fetchall()
         return [{**dict(r), "request_ids": json.loads(r["request_ids"]),

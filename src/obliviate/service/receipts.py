@@ -15,7 +15,7 @@ signature. The verifier is given the public key; the receipt names only its fing
 Traceback (most recent call last):
 ...
 obliviate.errors.CheckFailed: the receipt's signature does not verify with this public key: it was altered, or signed by another key
-"""
+"""  # noqa: E501 (a doctest's expected one-line error)
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ import logging
 import math
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .._faults import crash_point
 from ..errors import ObliviateError
@@ -27,8 +28,9 @@ from .receipts import DOES_NOT_PROVE, FORMAT, PROVES, VERSION, sign_receipt
 log = logging.getLogger(__name__)
 RETRY_S = 5.0  # pause after an unexpected error of the worker before it tries again
 
+_planner_cost: Callable[..., float] | None
 try:  # the engine's planner (the lead's obliviate.unlearning.planner), when present
-    from ..unlearning.planner import predict_cost as _planner_cost  # type: ignore[import-not-found]
+    from ..unlearning.planner import predict_cost as _planner_cost
 except ImportError:  # pragma: no cover - depends on the installed engine
     _planner_cost = None
 
@@ -67,7 +69,8 @@ def predict_cost(run: Any, ids: list[int], method: str = "deepobliviate") -> flo
 
 
 def choose_plan(run: Any, requests: list[tuple[str, list[int]]], method: str,
-                cost: Callable[[Any, list[int], str], float] = predict_cost) -> tuple[str, list[list[str]], dict[str, float]]:
+                cost: Callable[[Any, list[int], str], float] = predict_cost,
+                ) -> tuple[str, list[list[str]], dict[str, float]]:
     """``(mode, groups of request ids, predicted seconds of both plans)``; coalesced on a tie."""
     union = sorted({i for _, ids in requests for i in ids})
     coalesced = cost(run, union, method)
@@ -167,7 +170,7 @@ class Scheduler(threading.Thread):
 
         run, s = self.run_, self.settings
         apps = self.ledger.applications(batch["id"])
-        rows = {rid: self.ledger.get(rid) for a in apps for rid in a["request_ids"]}
+        rows = {rid: r for a in apps for rid in a["request_ids"] if (r := self.ledger.get(rid)) is not None}
         live = [rid for rid, r in rows.items() if r and r["status"] in ("scheduled", "unlearning", "verifying")]
         self.ledger.set_status([rid for rid in live if rows[rid]["status"] == "scheduled"], "unlearning")
         crash_point("service:unlearning")
@@ -207,7 +210,8 @@ class Scheduler(threading.Thread):
         for app in apps:
             for rid in app["request_ids"]:
                 if rid in done and app["result"] is not None:
-                    receipts[rid] = sign_receipt(self._receipt(rows[rid], app, batch, after, verification, now), self.key)
+                    receipt = self._receipt(rows[rid], app, batch, after, verification, now)
+                    receipts[rid] = sign_receipt(receipt, self.key)
         crash_point("service:receipts-signed")
         self.ledger.complete(receipts)
         self.ledger.close_batch(batch["id"])
@@ -229,10 +233,12 @@ class Scheduler(threading.Thread):
         from ..verify import verify_request
 
         report = verify_request(self.run_, store_ids[-1], oracles=self.settings.verify_oracles, wait=120.0)
-        return _finite({"enabled": True, "store_request_id": store_ids[-1], "verdict": report.verdict,
-                        "reasons": list(report.reasons),
-                        "forgotten": report.forgotten.get("verdict"), "faithful": report.faithful.get("verdict"),
-                        "faithful_p_value": report.faithful.get("p_value")})
+        summary: dict[str, Any] = _finite({
+            "enabled": True, "store_request_id": store_ids[-1], "verdict": report.verdict,
+            "reasons": list(report.reasons),
+            "forgotten": report.forgotten.get("verdict"), "faithful": report.faithful.get("verdict"),
+            "faithful_p_value": report.faithful.get("p_value")})
+        return summary
 
     def _receipt(self, row: dict[str, Any], app: dict[str, Any], batch: dict[str, Any], after: dict[str, str],
                  verification: dict[str, Any], now: float) -> dict[str, Any]:
@@ -240,7 +246,7 @@ class Scheduler(threading.Thread):
 
         info, res = row["info"], app["result"]
         ids = sorted(row["sample_ids"])
-        return _finite({
+        receipt: dict[str, Any] = _finite({
             "format": FORMAT, "version": VERSION,
             "request_id": row["id"], "subject_request_id": info.get("subject_request_id"),
             "subject_request_type": info.get("subject_request_type", "erasure"),
@@ -262,6 +268,7 @@ class Scheduler(threading.Thread):
             "library_version": __version__,
             "proves": PROVES, "does_not_prove": DOES_NOT_PROVE,
         })
+        return receipt
 
 
 def _summary(record: dict[str, Any] | None, n_ids: int | None, *, method: str) -> dict[str, Any]:

@@ -54,7 +54,7 @@ class ErasureRequest(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _something(self) -> "ErasureRequest":
+    def _something(self) -> ErasureRequest:
         if not self.subject_identities and not self.sample_ids:
             raise ValueError("name what to erase: subject_identities or sample_ids (or both)")
         return self

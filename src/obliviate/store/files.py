@@ -17,8 +17,8 @@ import fcntl
 import hashlib
 import os
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from ..errors import StoreError, StoreLockedError, file_error
 

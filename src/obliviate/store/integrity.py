@@ -1,9 +1,11 @@
 """Checking a store's payloads against their manifest hashes before anything is committed onto it.
 
-A payload's hash is computed once per process per file version: the result is cached under the file's
-(path, inode, size, mtime_ns), so a second check of an unchanged store (a second request in the same
-process, the service) only stats the files. Payload files are content-addressed and never rewritten in
-place by obliviate, so a new version of a file always has a new key.
+A payload's hash is computed once per file version: files the library wrote, or hashed once, are
+known by their (device, inode, size, mtime, ctime) in :mod:`~obliviate.store.hash_cache`, in the
+process and in a small cache file outside the store, so checking an unchanged store (the first request
+after training, a second request, the service) only stats the files. Payload files are
+content-addressed and never rewritten in place by obliviate, so a new version of a file always has a
+new key.
 
 >>> import tempfile, torch
 >>> from obliviate.store import RunStore
@@ -20,22 +22,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..errors import IntegrityError
+from . import hash_cache
 from .run_store import RunStore, iter_refs
 
-_HASHES: dict[tuple[str, int, int, int], str] = {}
-_LOCK = threading.Lock()
-
-
 def file_sha256(path: os.PathLike[str] | str, st: os.stat_result | None = None) -> str:
-    """sha256 of a file, cached per (path, inode, size, mtime_ns) for the life of the process."""
+    """sha256 of a file; not re-read while the file is unchanged (:mod:`~obliviate.store.hash_cache`)."""
     st = st or os.stat(path)
-    key = (os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
-    with _LOCK:
-        hit = _HASHES.get(key)
+    hit = hash_cache.known(path, st)
     if hit is not None:
         return hit
     h = hashlib.sha256()
@@ -43,8 +40,7 @@ def file_sha256(path: os.PathLike[str] | str, st: os.stat_result | None = None) 
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     digest = h.hexdigest()
-    with _LOCK:
-        _HASHES[key] = digest
+    hash_cache.remember(path, digest, st)
     return digest
 
 
@@ -53,6 +49,8 @@ def damaged_payloads(store: RunStore, refs: Iterable[dict[str, Any]] | None = No
     payload the manifest names), in manifest order."""
     out: list[str] = []
     seen: set[str] = set()
+    persisted = hash_cache.load(store.root)
+    hashed_now = False
     for ref in (iter_refs(store.manifest) if refs is None else refs):
         if ref["file"] in seen:
             continue
@@ -62,12 +60,16 @@ def damaged_payloads(store: RunStore, refs: Iterable[dict[str, Any]] | None = No
             st = os.stat(path)
             if st.st_size != ref["bytes"]:
                 out.append(f"{ref['file']} has {st.st_size} bytes, the manifest says {ref['bytes']}")
-            elif file_sha256(path, st) != ref["sha256"]:
+                continue
+            hashed_now = hashed_now or hash_cache.known(path, st) is None
+            if file_sha256(path, st) != ref["sha256"]:
                 out.append(f"{ref['file']} does not match its content hash (sha256) in the manifest")
         except FileNotFoundError:
             out.append(f"{ref['file']} is missing")
         except OSError as exc:
             out.append(f"{ref['file']} cannot be read ({exc.strerror})")
+    if refs is None and (hashed_now or set(persisted) != seen):
+        hash_cache.save(store.root, sorted(seen))
     return out
 
 

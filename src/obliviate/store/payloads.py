@@ -33,7 +33,8 @@ for _torch_name, _st_name in (("float8_e4m3fn", "F8_E4M3"), ("float8_e5m2", "F8_
         _DTYPES[getattr(torch, _torch_name)] = _st_name
 
 
-def encode_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> list[memoryview | bytes]:
+def encode_tensors(tensors: dict[str, torch.Tensor],
+                   metadata: dict[str, str] | None = None) -> list[memoryview | bytes]:
     """The safetensors file for ``tensors`` as chunks: ``[header, data of each tensor...]``.
 
     Deterministic: tensors ordered by decreasing element size then name (every tensor stays aligned),
@@ -60,7 +61,8 @@ def encode_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | 
         n = t.numel() * t.element_size()
         header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
         offset += n
-        views.append(memoryview(t.reshape(-1).view(torch.uint8).numpy()) if n else b"")
+        # numpy's stubs declare ndarray's buffer protocol (__buffer__) only for Python >= 3.12
+        views.append(memoryview(t.reshape(-1).view(torch.uint8).numpy()) if n else b"")  # type: ignore[arg-type]
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-(len(text) + 8) % 8)
     return [len(text).to_bytes(8, "little") + text, *views]

@@ -26,14 +26,16 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 
 from ..errors import IntegrityError, StoreError, StoreFormatError
 from .files import (atomic_write_bytes, atomic_write_chunks, file_lock, fsync_dir, remove_files, sha256_bytes,
                     sha256_chunks, sync_files)
+from . import hash_cache
 from .payloads import encode_tensors, tensors_from_bytes
 
 FORMAT = "obliviate-run"
@@ -70,7 +72,7 @@ class RunStore:
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
     def create(cls, root: str | Path, manifest: dict[str, Any], *, durable: bool = True,
-               fill: Callable[["RunStore"], dict[str, Any]] | None = None) -> "RunStore":
+               fill: Callable[[RunStore], dict[str, Any]] | None = None) -> RunStore:
         """Make a new store at ``root`` (which must not hold a store already) with ``manifest``.
 
         ``fill(store)`` may write the first payloads and return the manifest entries naming them: they
@@ -94,7 +96,7 @@ class RunStore:
         return store
 
     @classmethod
-    def open(cls, root: str | Path, *, durable: bool = True) -> "RunStore":
+    def open(cls, root: str | Path, *, durable: bool = True) -> RunStore:
         """Open an existing store; refuses folders without a manifest and unknown format versions."""
         root = Path(root)
         path = root / MANIFEST
@@ -123,7 +125,8 @@ class RunStore:
         self.manifest = RunStore.open(self.root, durable=self.durable).manifest
 
     # -- payloads --------------------------------------------------------------------------------
-    def put(self, kind: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> dict[str, Any]:
+    def put(self, kind: str, tensors: dict[str, torch.Tensor],
+            metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """Write a payload (content-addressed, atomically) and return its ref. Does not touch the manifest."""
         return self.put_chunks(kind, encode_tensors(tensors, metadata))
 
@@ -136,6 +139,7 @@ class RunStore:
         if not (path.exists() and path.stat().st_size == size):
             atomic_write_chunks(path, chunks, durable=False)  # made durable in one go by the next commit
             self._unsynced.append(path)
+            hash_cache.remember(path, digest)  # what was just written: a later check need not re-read it
         return {"file": f"{PAYLOADS}/{name}", "sha256": digest, "bytes": size}
 
     def get_with_metadata(self, ref: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -166,9 +170,12 @@ class RunStore:
     def commit(self, manifest: dict[str, Any]) -> None:
         """Atomically replace the manifest. Every payload it names must already be written."""
         data = json.dumps(manifest, separators=(",", ":")).encode()  # compact: rewritten often
+        wrote = bool(self._unsynced)
         if not self.durable:
             atomic_write_bytes(self.root / MANIFEST, data, durable=False)
             self.manifest = manifest
+            self._unsynced = []
+            self._save_hashes(wrote)
             return
         # one barrier makes the payloads (content and names) and the new manifest's content durable
         # before the rename publishes it; then the rename itself is made durable
@@ -182,6 +189,13 @@ class RunStore:
         os.replace(tmp, self.root / MANIFEST)
         fsync_dir(self.root)
         self.manifest = manifest
+        self._save_hashes(wrote)
+
+    def _save_hashes(self, wrote: bool) -> None:
+        """Persist the known hashes of the new manifest's payloads (``hash_cache``) when it named new ones."""
+        if wrote:
+            hash_cache.load(self.root)
+            hash_cache.save(self.root, sorted(self.referenced_files()))
 
     @contextlib.contextmanager
     def discard_on_failure(self) -> Iterator[None]:

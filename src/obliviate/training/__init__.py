@@ -9,6 +9,6 @@ from .replay import replay_block
 from .run import Run, open_run
 from .trainer import Batch, StepInfo, Trainer
 
-__all__ = ["Batch", "Run", "RunConfig", "StepInfo", "Trainer", "config_reference", "evaluate", "load_state", "make_optimizer", "open_run",
-           "optimizer_state_after", "partition_ids", "predict_logits", "read_id_file", "replay_block",
-           "state_after", "train_block", "train_run"]
+__all__ = ["Batch", "Run", "RunConfig", "StepInfo", "Trainer", "config_reference", "evaluate", "load_state",
+           "make_optimizer", "open_run", "optimizer_state_after", "partition_ids", "predict_logits", "read_id_file",
+           "replay_block", "state_after", "train_block", "train_run"]

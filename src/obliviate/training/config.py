@@ -215,14 +215,14 @@ class RunConfig:
             raise bad("store.snapshot_every", "an int >= 1", self.store.snapshot_every)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
         unknown = sorted(set(raw) - set(_SECTIONS))
         if unknown:
             raise ConfigError(f"unknown section(s) {unknown}; allowed sections: {', '.join(_SECTIONS)}")
         return cls(**{name: _check_section(name, sec, raw.get(name, {})) for name, sec in _SECTIONS.items()})
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> "RunConfig":
+    def from_toml(cls, path: str | Path) -> RunConfig:
         """Read a TOML config file. Unlike :meth:`from_dict`, a file must say what it trains on: an empty
         file, or one without ``[data]`` and its ``name``, is an error rather than a run on defaults."""
         from ..data.textfile import read_user_text
@@ -244,7 +244,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def replace(self, **sections: dict[str, Any]) -> "RunConfig":
+    def replace(self, **sections: dict[str, Any]) -> RunConfig:
         """A copy with some keys changed: ``cfg.replace(training={"seed": 1})``."""
         raw = self.to_dict()
         for name, changes in sections.items():
@@ -258,7 +258,8 @@ def config_reference() -> str:
     for name, cls in _SECTIONS.items():
         lines += [f"### [{name}]", "", "| key | default | meaning |", "|---|---|---|"]
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            factory = f.default_factory  # a local, so that the MISSING check narrows it
+            default = f.default if f.default is not dataclasses.MISSING or factory is dataclasses.MISSING else factory()
             lines.append(f"| `{f.name}` | `{default!r}` | {f.metadata.get('doc', '')} |")
         lines.append("")
     return "\n".join(lines)

@@ -65,6 +65,7 @@ def inspect_run(path: str | Path, *, check_payloads: bool = True) -> dict[str, A
         "timing": m.get("timing", {}),
         "data": m.get("data", {}),
         "config": m.get("config", {}),
+        "trainer": m.get("trainer", {"name": "default"}),
         "requests": [{k: r[k] for k in ("request_id", "method", "n_deleted", "blocks_retrained", "created")
                       if k in r} for r in m.get("requests", [])],
         "library_versions": m.get("library_versions", {}),

@@ -15,6 +15,7 @@ import importlib.metadata
 import logging
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +99,15 @@ def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
     trainer.check(model, data.train.x[:2].to(resolve_device(t.device)), data.train.y[:2].to(resolve_device(t.device)))
     optimizer = trainer.make_optimizer(model, t)
 
+    source = data.source
+    assert source is not None, "prepare_data keeps the loaded splits"
+
     def fill(store: RunStore) -> dict[str, Any]:
         opt_tensors, opt_meta = optimizer_payload(optimizer)
         return {"init": {"model": store.put("init-model", clone_state(model)),
                          "optimizer": store.put("init-optimizer", opt_tensors, opt_meta)},
                 "partition": store.put("partition", partition_payload(blocks, data.validation.ids.numpy())),
-                "samples": store.put("samples", *record_samples(data.source))}
+                "samples": store.put("samples", *record_samples(source))}
 
     return RunStore.create(out, manifest, fill=fill), (model, optimizer)
 
@@ -163,6 +167,7 @@ def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, split
             check_conditions(store.manifest, "train --resume", strict=strict)
             require_intact(store, "train --resume will not continue it")
         if "samples" in store.manifest:
+            assert data.source is not None, "prepare_data keeps the loaded splits"
             check_source(store, data.source, config.data.name)
         elif store.manifest["data"]["fingerprint"] != data.fingerprint:
             raise StoreError(f"the data differs from the data {out} was started on; cannot resume")
@@ -211,7 +216,7 @@ def _train_blocks(run: Run, start: Start | None) -> None:
             wall = time.perf_counter() - t0
             opt_tensors, opt_meta = optimizer_payload(optimizer)
             snapshot = previous if (k % cfg.store.snapshot_every == 0 or k == B) else None
-            record = {"index": k, "size": int(len(pos)), "loss": loss, "wall_time_s": wall, "origin": "trained"}
+            record = {"index": k, "size": len(pos), "loss": loss, "wall_time_s": wall, "origin": "trained"}
             writer.submit(_block_job(store, record, update, opt_tensors, opt_meta, snapshot, pacing))
         loop = time.perf_counter() - t_start
         t_eval = time.perf_counter()
@@ -235,7 +240,7 @@ def _train_blocks(run: Run, start: Start | None) -> None:
 
 def _block_job(store: RunStore, record: dict[str, Any], update: dict[str, torch.Tensor],
                opt_tensors: dict[str, torch.Tensor], opt_meta: dict[str, str],
-               snapshot: dict[str, torch.Tensor] | None, pacing: dict[str, float]):  # type: ignore[no-untyped-def]
+               snapshot: dict[str, torch.Tensor] | None, pacing: dict[str, float]) -> Callable[[], None]:
     """The writer's work for one block: its payloads, then (paced) the manifest naming them."""
 
     def job() -> None:

@@ -12,7 +12,6 @@ True
 
 from __future__ import annotations
 
-import torch
 
 from .chain import State, advance, load_state, optimizer_state_after, state_after
 from .determinism import check_conditions

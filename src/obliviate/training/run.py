@@ -10,9 +10,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -150,7 +151,7 @@ class BlockData:
     num_slots: int
 
     def __len__(self) -> int:
-        return int(len(self.positions))
+        return len(self.positions)
 
 
 def build_run_model(config: RunConfig, train: IndexedDataset, model_factory: ModelFactory | None = None,

@@ -118,7 +118,7 @@ def _name_of(fn: object) -> str:
     return f"{mod}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Trainer:
     """How one minibatch is trained (see the module docstring). All arguments keyword-only."""
 
@@ -177,7 +177,7 @@ class Trainer:
                 loss = F.cross_entropy(model(batch.x), batch.y, reduction="sum") / batch.normaliser
         else:
             loss = batch.reduce(_checked(self.loss(model(batch.x), batch.y), len(batch)))
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         optimizer.step()
         return loss.detach()
 
@@ -244,7 +244,8 @@ def trainer_for_run(recorded: dict[str, str] | None, given: Trainer | str | None
             given = recorded["path"]
         elif recorded != DEFAULT.describe():
             raise ConfigError(f"{where} was trained with the trainer {recorded['name']!r} given in Python "
-                              f"(loss {recorded['loss'] or '-'}, step {recorded['step']}); pass trainer= to open_run")
+                              f"(loss {recorded['loss'] or '-'}, step {recorded['step']}); pass trainer= to open_run "
+                              f"(the CLI reopens only runs whose trainer was given as an import path \"pkg.mod:attr\")")
     trainer = resolve_trainer(given)
     have = {k: v for k, v in trainer.describe().items() if k != "path"}
     want = {k: v for k, v in recorded.items() if k != "path"}

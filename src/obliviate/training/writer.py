@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import StoreError
 
@@ -36,7 +36,7 @@ class BackgroundWriter:
             if self._error is None:
                 try:
                     job()  # type: ignore[operator]
-                except BaseException as exc:  # surfaced in the training thread
+                except BaseException as exc:  # noqa: BLE001 - surfaced in the training thread
                     self._error = exc
 
     def _raise_if_failed(self) -> None:

@@ -98,12 +98,11 @@ def commit_request(run: Run, result: ForgetResult, pending: PendingChain, *, sti
         for j in range(t + 1, len(blocks) + 1):
             blocks[j - 1].update(pending.rebased.get(j, {}))
             blocks[j - 1]["stitched_by_request"] = request_no
-    u = set(result.ids_deleted)
-    members = [np.array([i for i in run.block_ids(k) if i not in u], dtype=np.int64)
-               for k in range(1, len(blocks) + 1)]
+    u = np.asarray(result.ids_deleted, dtype=np.int64)
+    members = [ids[~np.isin(ids, u)].astype(np.int64) for ids in run.all_block_ids()]
     partition = store.put("partition", partition_payload(members, store.get(old["partition"])["validation"].numpy(),
                                                          run.all_recorded_block_ids()))
-    request = {
+    request: dict[str, Any] = {
         "request_id": len(old.get("requests", [])) + 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "method": result.method, "outcome": result.outcome, "summary": result.summary,

@@ -25,7 +25,7 @@ residual memory the stitch leaves is matched to a model trained without ``U``, o
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -32,8 +32,9 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -57,6 +58,7 @@ from .result import ForgetResult
 from .stopping import Bounds, StoppingRule, make_stopping_rule
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 METHODS = ("deepobliviate", "exact", "retrain")
 MIN_DAMPING = 0.5  # below this, a damped stitch is mostly the stored model: not a deletion
@@ -73,10 +75,12 @@ class ForgetOptions:
     ``damping``: ``a`` in the stitch; 1.0 is the paper's plain stitch; ``"auto"`` (default) damps
     the stitch of a memorised user so that its loss on U matches the retrained state's
     (``damping.py``), when at most ``memorised_blocks`` blocks remain after ``t`` (only then is the
-    retrained state a good proxy of where the exact retrain ends on U), else stitches plainly. ``memorised_gap``: nats of loss gap on ``U`` above
+    retrained state a good proxy of where the exact retrain ends on U), else stitches plainly.
+    ``memorised_gap``: nats of loss gap on ``U`` above
     which a user counts as memorised; ``memorised_blocks``: blocks retrained past the last deleted one
     before the first stitch attempt for a memorised user (their memory fades in later blocks on the
-    stored trajectory, which a stitch right after ``m`` would over-correct). ``max_overshoot``: the most a ``deepobliviate`` request may
+    stored trajectory, which a stitch right after ``m`` would over-correct). ``max_overshoot``: the most a
+    ``deepobliviate`` request may
     spend on stitch attempts, as a share of the exact mode's predicted cost. ``function_residual``:
     measure function-space residuals on a probe set after every retrained block (costs a forward
     pass per block; the default rule does not need it). ``evaluate_test``: also evaluate the test set
@@ -184,6 +188,7 @@ class _Request:
         metrics = run.manifest.get("metrics", {})
         before = {"validation": metrics.get("validation_accuracy", float("nan")),
                   "test": metrics.get("test_accuracy", float("nan"))}
+        base: dict[str, Any]  # mixed values: ForgetResult's shared keyword arguments
         base = dict(request_id=None, method=self.method, ids_requested=self.requested, ids_deleted=to_delete,
                     ids_already_deleted=already, blocks_total=run.num_blocks, stopping_rule=opts.rule.name,
                     accuracy_before=before,
@@ -204,7 +209,8 @@ class _Request:
         result = self._result(base, final_state, attempt, val)
         if canary_before is not None:  # kept so verification can later weigh the original's canary memory
             model = self._model(final_state)
-            result.canary = {"before": list(canary_before), "after": list(self._report(lambda: run.canary_success(model)))}
+            result.canary = {"before": list(canary_before),
+                             "after": list(self._report(lambda: run.canary_success(model)))}
         result.report_time_s = self.report_s
         if opts.commit:
             result.wall_time_s = self._elapsed()  # recorded in the manifest: up to the commit
@@ -237,6 +243,11 @@ class _Request:
         stitching = self.method == "deepobliviate" and m < B
         if self.method == "deepobliviate" and m == B:
             plan.notes.append(f"block {B}, the last, holds samples of U: nothing is left to stitch, exact replay")
+        if stitching:  # the earliest attempt saves the most: if even it cannot pay off, none can
+            allowed, why = plan.may_attempt(m, spent=0.0)
+            if not allowed:
+                plan.notes.append(f"no stitch attempt can pay off ({why}): plain replay from block {d}")
+                stitching = False
         old_prev = new_prev
         old_final = state_after(store, B) if stitching else None
         self.residuals: list[BlockResidual] = []
@@ -351,7 +362,7 @@ class _Request:
         logits = predict_logits(candidate, vx[rows])
         pred, new_margin = current.clone(), margin.clone()
         pred[rows], new_margin[rows] = logits.argmax(1), margins(logits)
-        screening: dict[str, Any] = {"rows_evaluated": int(len(rows)), "of": int(len(vy))}
+        screening: dict[str, Any] = {"rows_evaluated": len(rows), "of": len(vy)}
         if screen is not None and bool((pred[screen[1]] != current[screen[1]]).any()):
             rest = torch.from_numpy(np.setdiff1d(np.arange(len(vy)), rows.numpy()))
             more = predict_logits(candidate, vx[rest])
@@ -405,7 +416,8 @@ class _Request:
             d=plan.d, m=plan.m, t=attempt.t if attempt else run.num_blocks, blocks_retrained=self.blocks_done,
             stitched=stitched, outcome=outcome, decisions=self.decisions,
             residuals=[r.to_dict() for r in self.residuals], guard=self.guards, retrain_time_s=self.train_s,
-            accuracy_after={"validation": val["accuracy"], "test": test[0]}, damping=attempt.damping if attempt else None,
+            accuracy_after={"validation": val["accuracy"], "test": test[0]},
+            damping=attempt.damping if attempt else None,
             memorised=self.memorised, **base)
         result.model_state = final_state
         return result
@@ -422,7 +434,7 @@ class _Request:
         if pending is not None:
             try:
                 pending.finish()
-            except Exception:  # noqa: BLE001 - the original error is the one to report
+            except Exception:  # the original error is the one to report
                 log.debug("the background writer failed too", exc_info=True)
     def _model(self, state: State) -> torch.nn.Module:
         """The scratch model (built once per request) holding ``state``: valid until the next call."""
@@ -432,7 +444,7 @@ class _Request:
         load_state(self._scratch, state)
         return self._scratch
 
-    def _report(self, fn):  # type: ignore[no-untyped-def]
+    def _report(self, fn: Callable[[], _T]) -> _T:
         t0 = time.perf_counter()
         try:
             return fn()

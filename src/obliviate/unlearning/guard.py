@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from scipy.stats import binom
 
+from .._binomial import binomial_sf
 from ..errors import ConfigError
 
 
@@ -61,16 +61,16 @@ def mcnemar_worse(labels: torch.Tensor, candidate: torch.Tensor, reference: torc
     right_c, right_r = candidate == labels, reference == labels
     b = int((right_r & ~right_c).sum())
     c = int((right_c & ~right_r).sum())
-    p = float(binom.sf(b - 1, b + c, 0.5)) if b + c else 1.0
-    return {"b": b, "c": c, "p_value": p, "n": int(len(labels))}
+    p = binomial_sf(b, b + c, 0.5) if b + c else 1.0
+    return {"b": b, "c": c, "p_value": p, "n": len(labels)}
 
 
 def above_chance(labels: torch.Tensor, candidate: torch.Tensor) -> dict[str, Any]:
     """One-sided binomial test that ``candidate`` beats the best constant predictor."""
-    n = int(len(labels))
+    n = len(labels)
     correct = int((candidate == labels).sum())
     chance = float(torch.bincount(labels).max()) / n
-    p = float(binom.sf(correct - 1, n, chance))
+    p = binomial_sf(correct, n, chance)
     return {"correct": correct, "n": n, "chance": chance, "p_value": p}
 
 
@@ -134,7 +134,7 @@ class StitchGuard:
               block: int = 0, candidate_loss: float = float("nan")) -> GuardVerdict:
         """``candidate``, ``current``: predicted labels on every validation sample; ``reference``:
         the fresh reference's predicted labels on ``reference_rows``."""
-        n = int(len(labels))
+        n = len(labels)
         verdict = GuardVerdict(block, False, [], n_validation=n, candidate_loss=candidate_loss)
         if n == 0:
             verdict.passed = not self.enabled

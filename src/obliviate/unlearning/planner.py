@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from ..training.run import Run
 
@@ -163,4 +164,4 @@ def predict_cost(run: Run, ids: Iterable[int], method: str = "deepobliviate") ->
     True
     """
     plan = make_plan(run, ids, method)
-    return plan.predicted[method] if method in plan.predicted else math.nan
+    return plan.predicted.get(method, math.nan)

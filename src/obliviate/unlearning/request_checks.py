@@ -2,7 +2,7 @@
 
 - **Integrity**: every payload the manifest names (so everything the new chain keeps or replays from)
   matches its hash; a damaged store is refused listing the damaged payloads
-  (:func:`obliviate.store.integrity.require_intact`, hashes cached per process).
+  (:func:`obliviate.store.integrity.require_intact`; hashes known from the write or a first check are not recomputed).
 - **Size**: deleting more than ``max_share`` (default 50%) of the samples still in the run, or all of
   them, or every sample of a block, needs ``force=True`` (``--force``): the message says what the model
   will lose.
@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+
+import numpy as np
 
 from ..errors import RequestError
 from ..store.integrity import require_intact
@@ -41,8 +43,8 @@ def check_request_size(run: Run, to_delete: Sequence[int], *, force: bool = Fals
                            f"({n / remaining:.0%}, more than the {max_share:.0%} allowed without --force): the "
                            f"model loses what it learned from them, expect its test accuracy ({_acc(run)}) to "
                            f"drop; {advice}")
-    u = set(int(i) for i in to_delete)
-    emptied = [k for k, ids in enumerate(blocks, 1) if len(ids) and all(int(i) in u for i in ids)]
+    u = np.asarray(sorted(int(i) for i in to_delete), dtype=np.int64)
+    emptied = [k for k, ids in enumerate(blocks, 1) if 0 < len(ids) <= n and bool(np.isin(ids, u).all())]
     if emptied:
         raise RequestError(f"the request deletes every sample of block(s) {emptied[:10]}: those blocks would "
                            f"train on nothing; {advice}")

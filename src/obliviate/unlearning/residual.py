@@ -16,7 +16,7 @@ cross-entropy on the deleted samples ``U``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,16 @@ import torch.nn.functional as F
 State = dict[str, torch.Tensor]
 
 
-def parameter_residual(stored: State, retrained: State) -> dict[str, float]:
+class ParameterResidual(TypedDict):
+    """What :func:`parameter_residual` returns (the parameter-space fields of :class:`BlockResidual`)."""
+
+    l1: float
+    l2: float
+    rel_l1: float
+    rel_l2: float
+
+
+def parameter_residual(stored: State, retrained: State) -> ParameterResidual:
     """L1/L2 of ``stored - retrained`` over floating-point entries, absolute and relative to ``stored``."""
     l1 = l2 = n1 = n2 = 0.0
     for k, a in stored.items():

@@ -40,7 +40,8 @@ class ForgetResult:
     plan: dict[str, Any] = field(default_factory=dict)  # the planner's predictions, attempts and actual cost
     damping: float | None = None  # a in theta_B + a (theta'_t - theta_t), when stitched
     memorised: dict[str, Any] | None = None  # U's loss gap between the retrained and stored trajectories
-    subject_hashes: list[str] = field(default_factory=list)  # keyed hashes of the subjects asked for (obliviate.subjects)
+    # keyed hashes of the subjects asked for (obliviate.subjects)
+    subject_hashes: list[str] = field(default_factory=list)
     client_ref: str | None = None  # the caller's own reference (the deletion service's application id)
     # the unlearned model's state dict (also when the request was not committed); not serialised
     model_state: dict[str, Any] | None = field(default=None, repr=False, compare=False)

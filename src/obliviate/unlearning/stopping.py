@@ -23,8 +23,9 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -40,7 +41,8 @@ class Decision:
 
 
 class StoppingRule(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only, so frozen dataclasses match
 
     def decide(self, series: Sequence[BlockResidual], *, affected: int) -> Decision:
         """``series``: residuals of every retrained block so far; ``affected``: blocks retrained after m."""
@@ -53,14 +55,15 @@ def fit_power_decay(values: Sequence[float]) -> dict[str, float] | None:
     if len(y) < 3 or not np.all(np.isfinite(y)):
         return None
     j = np.arange(1, len(y) + 1, dtype=float)
-    best = None
+    best: tuple[float, float, float, float] | None = None
     for h in np.linspace(0.05, 4.0, 80):
         A = np.stack([j ** -h, np.ones_like(j)], 1)
         coef, *_ = np.linalg.lstsq(A, y, rcond=None)
         err = float(((A @ coef - y) ** 2).sum())
         if best is None or err < best[0]:
             best = (err, float(coef[0]), float(h), float(coef[1]))
-    _, a, h, b = best  # type: ignore[misc]  (the grid is never empty)
+    assert best is not None  # the grid is never empty
+    _, a, h, b = best
     return {"a": a, "h": h, "b": b, "sse": best[0]}
 
 

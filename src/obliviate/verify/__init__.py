@@ -64,13 +64,13 @@ __all__ = [
     "train_reference_models", "unlearning_epsilons",
 ]
 
-from .oracles import OracleBank, Oracles, cached_exact_state, oracle_seed, prune_stale  # noqa: E402
-from .settings import VerifySettings  # noqa: E402
-from .replays import OracleSet, train_oracle_set  # noqa: E402
-from .report import VerificationReport  # noqa: E402
-from .candidate import verify_candidate  # noqa: E402
-from .request import verify_request  # noqa: E402
-from .challenge import challenge_epsilons, challenge_score  # noqa: E402
+from .oracles import OracleBank, Oracles, cached_exact_state, oracle_seed, prune_stale
+from .settings import VerifySettings
+from .replays import OracleSet, train_oracle_set
+from .report import VerificationReport
+from .candidate import verify_candidate
+from .request import verify_request
+from .challenge import challenge_epsilons, challenge_score
 
 __all__ += ["OracleBank", "OracleSet", "Oracles", "VerificationReport", "VerifySettings", "cached_exact_state",
             "challenge_epsilons", "challenge_score", "oracle_seed", "prune_stale", "train_oracle_set",

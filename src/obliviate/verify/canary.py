@@ -24,8 +24,9 @@ verdict says "inconclusive" rather than "pass" when the original's ASR is too lo
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, Sequence, Union
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -68,7 +69,8 @@ class Canary:
         """A copy of ``dataset`` where the samples with these ``ids`` carry the trigger and the target label;
         every other sample is left exactly as it was. Unknown ids raise ``RequestError``."""
         self._check_classes(dataset)
-        return plant_backdoor(dataset, ids, self.trigger, self.target)
+        planted: IndexedDataset = plant_backdoor(dataset, ids, self.trigger, self.target)
+        return planted
 
     def triggered(self, test_dataset: IndexedDataset) -> IndexedDataset:
         """The test samples whose true label is not the target, stamped with the trigger (labels kept true)."""
@@ -88,7 +90,7 @@ class Canary:
         return int(np.sum(pred == self.target)), len(trig)
 
 
-Rate = Union[float, tuple[int, int]]
+Rate = float | tuple[int, int]
 
 
 def _rate(v: Rate, name: str) -> float:

@@ -14,8 +14,9 @@ To judge many candidates for one ``U`` (benchmarks, the catalogue of fakes), bui
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -155,7 +156,8 @@ def judge(run: Run, ev: Evidence, candidate: nn.Module, settings: VerifySettings
     forgotten = {"verdict": verdict, "direction": ft.direction, "reasons": reasons, "p_value": ft.candidate.p_value,
                  "alpha": settings.alpha, "has_power": ft.has_power,
                  "power_p_value": None if ft.original is None else ft.original.p_value,
-                 "candidate": ft.candidate.to_dict(), "original": None if ft.original is None else ft.original.to_dict(),
+                 "candidate": ft.candidate.to_dict(),
+                 "original": None if ft.original is None else ft.original.to_dict(),
                  "null": {"s1": ft.null[:, 0], "s2": ft.null[:, 1]},
                  "loss_u": {"candidate": float(out_u.loss.mean()), "oracles": float(ev.oracle_loss_u.mean())},
                  "n_member": directions.count("member"), "n_over_forgotten": directions.count("over-forgotten"),
@@ -186,7 +188,7 @@ def _as_candidate(run: Run, candidate: nn.Module | Mapping[str, torch.Tensor]) -
     if isinstance(candidate, nn.Module):
         return candidate
     if isinstance(candidate, Mapping):
-        return as_model(run, dict(candidate))  # type: ignore[arg-type]
+        return as_model(run, dict(candidate))
     raise ConfigError(f"Expected the candidate to be a state dict or an nn.Module, but got {type(candidate).__name__}")
 
 

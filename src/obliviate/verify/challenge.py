@@ -63,13 +63,15 @@ def _count_ge(sorted_vals: np.ndarray, thr: np.ndarray) -> np.ndarray:
 
 
 def _count_in(sorted_vals: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.maximum(np.searchsorted(sorted_vals, hi, side="right") - np.searchsorted(sorted_vals, lo, side="left"), 0)
+    counts: np.ndarray = np.maximum(np.searchsorted(sorted_vals, hi, side="right")
+                                    - np.searchsorted(sorted_vals, lo, side="left"), 0)
+    return counts
 
 
 def _single_rates(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, ...]:
     both = np.r_[pos, neg]
     lo, hi = float(both.min()), float(both.max())
-    thr = np.linspace(lo, hi, int(math.ceil((hi - lo) * THRESHOLDS_PER_UNIT)))
+    thr = np.linspace(lo, hi, math.ceil((hi - lo) * THRESHOLDS_PER_UNIT))
     tpr = _count_ge(np.sort(pos), thr) / pos.size
     fpr = _count_ge(np.sort(neg), thr) / neg.size
     return tpr, 1.0 - tpr, fpr, 1.0 - fpr
@@ -81,8 +83,8 @@ def _interval_rates(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, ...]:
     if pos_range >= neg_range:  # "positive" for this family is the peakier side
         pos, neg = neg, pos
     lo, hi = pos.min() + width - BUFFER, pos.max() + BUFFER
-    right = np.linspace(lo, hi, int(math.ceil((hi - lo) * THRESHOLDS_PER_UNIT)))
-    n_left = int(math.ceil(2 * BUFFER * THRESHOLDS_PER_UNIT))
+    right = np.linspace(lo, hi, math.ceil((hi - lo) * THRESHOLDS_PER_UNIT))
+    n_left = math.ceil(2 * BUFFER * THRESHOLDS_PER_UNIT)
     left = np.concatenate([np.linspace(r - width - BUFFER, r - width + BUFFER, n_left) for r in right]) \
         if right.size else np.zeros(0)
     right = np.repeat(right, n_left)
@@ -136,7 +138,7 @@ def score_from_epsilons(epsilons: np.ndarray, num_models: int) -> float:
     if eps.size == 0:
         raise ConfigError("Expected at least one epsilon")
     top = math.ceil(math.log(num_models - 1)) if num_models > 1 else 0
-    n_buckets = int(round(top / BUCKET))
+    n_buckets = round(top / BUCKET)
     idx = np.floor(eps / BUCKET).astype(np.int64)
     points = np.where(idx < n_buckets, 0.5 ** np.minimum(idx, 60), 0.0)
     return float(points.mean())

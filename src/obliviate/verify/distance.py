@@ -17,15 +17,16 @@ seed are to each other (the noise floor). :func:`model_distance` measures one pa
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from torch import nn
 
 from ..data.base import IndexedDataset
 from ..errors import ConfigError
-from .membership import _check_batch_size, model_confidences
+from .outputs import _check_batch_size, model_confidences
 from .metrics import js_divergence, parameter_distance, prediction_agreement
 
 __all__ = ["FloorCheck", "ModelDistance", "NoiseFloor", "NoiseFloorComparison", "model_distance"]
@@ -62,10 +63,12 @@ class ModelDistance:
         return {k: self.accuracy[k] - self.reference_accuracy[k] for k in self.accuracy}
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean({"accuracy": dict(self.accuracy), "reference_accuracy": dict(self.reference_accuracy),
-                       "accuracy_gap": self.accuracy_gap, "agreement": dict(self.agreement),
-                       "js_divergence": dict(self.js_divergence), "parameter_l2": self.parameter_l2,
-                       "parameter_l2_relative": self.parameter_l2_relative})
+        out: dict[str, Any] = _clean({
+            "accuracy": dict(self.accuracy), "reference_accuracy": dict(self.reference_accuracy),
+            "accuracy_gap": self.accuracy_gap, "agreement": dict(self.agreement),
+            "js_divergence": dict(self.js_divergence), "parameter_l2": self.parameter_l2,
+            "parameter_l2_relative": self.parameter_l2_relative})
+        return out
 
 
 def _check_datasets(datasets: Mapping[str, IndexedDataset]) -> None:
@@ -116,8 +119,9 @@ class FloorCheck:
     within: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean({"metric": self.metric, "dataset": self.dataset, "candidate": self.candidate,
-                       "floor": self.floor, "bound": self.bound, "within": self.within})
+        out: dict[str, Any] = _clean({"metric": self.metric, "dataset": self.dataset, "candidate": self.candidate,
+                                      "floor": self.floor, "bound": self.bound, "within": self.within})
+        return out
 
 
 @dataclass(frozen=True)

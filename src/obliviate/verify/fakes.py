@@ -21,7 +21,7 @@ must fail every one of them on users the original memorises. Shared by the tests
 from __future__ import annotations
 
 import copy
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch

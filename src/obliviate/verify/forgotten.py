@@ -177,7 +177,7 @@ def forgotten_test(phi: np.ndarray, oracles: np.ndarray, *, original_phi: np.nda
                        f"saw it (mean asinh(phi) {shift:+.2f} from the oracles', p = {cand.p_value:.2g} <= {alpha}): "
                        + ("U's data is still detectable" if shift > 0 else
                           "over-forgotten, which reveals the deletion as surely as remembering would"))
-    elif has_power is False:
+    elif has_power is False and orig is not None:  # has_power is False only when orig exists
         verdict = NOTHING
         reasons.append(f"the original model itself is indistinguishable from the oracles on U (p = "
                        f"{orig.p_value:.2g} > {alpha}): the test has no power here, so passing it shows nothing")

@@ -6,8 +6,9 @@ models, and the per-example unlearning test :class:`UnlearningLiRA` in the spiri
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,13 +17,13 @@ from torch import nn
 from ..data.base import IndexedDataset
 from ..errors import ConfigError
 from .metrics import forgetting_quality, unlearning_epsilons
-from .outputs import _check_batch_size, _membership_labels, membership_result, model_confidences
+from .outputs import MembershipResult, _check_batch_size, _membership_labels, membership_result, model_confidences
 
 __all__ = ["LiRA", "ReferenceModels", "UnlearningLiRA", "split_reference_outputs", "train_reference_models"]
 
 ModelFactory = Callable[[int], nn.Module]
-TrainFn = Callable[[nn.Module, IndexedDataset], Union[nn.Module, None]]
-Outputs = Union[nn.Module, Sequence[nn.Module], np.ndarray, torch.Tensor]
+TrainFn = Callable[[nn.Module, IndexedDataset], nn.Module | None]
+Outputs = nn.Module | Sequence[nn.Module] | np.ndarray | torch.Tensor
 
 
 def _train(model_factory: ModelFactory, train_fn: TrainFn, index: int, data: IndexedDataset) -> nn.Module:
@@ -136,7 +137,8 @@ def _fit_gaussians(values: np.ndarray, *, fixed_variance: bool, min_std: float,
 
 
 def _norm_logpdf(x: np.ndarray, mu: np.ndarray, std: np.ndarray) -> np.ndarray:
-    return -0.5 * ((x - mu) / std) ** 2 - np.log(std) - 0.5 * math.log(2 * math.pi)
+    logpdf: np.ndarray = -0.5 * ((x - mu) / std) ** 2 - np.log(std) - 0.5 * math.log(2 * math.pi)
+    return logpdf
 
 
 class LiRA:
@@ -259,15 +261,19 @@ class UnlearningLiRA:
     def _statistic(self, phi: np.ndarray, out_fit: tuple[np.ndarray, np.ndarray],
                    in_fit: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
         mu_o, s_o = out_fit
+        statistic: np.ndarray
         if in_fit is not None:
             mu_i, s_i = in_fit
-            return _norm_logpdf(phi, mu_i, s_i) - _norm_logpdf(phi, mu_o, s_o)
+            statistic = _norm_logpdf(phi, mu_i, s_i) - _norm_logpdf(phi, mu_o, s_o)
+            return statistic
         from scipy.stats import norm
 
         z = (phi - mu_o) / s_o
         if self.two_sided:
-            return -(math.log(2.0) + norm.logsf(np.abs(z)))
-        return -norm.logsf(z)
+            statistic = -(math.log(2.0) + norm.logsf(np.abs(z)))
+            return statistic
+        statistic = -norm.logsf(z)
+        return statistic
 
     def score(self, unlearned: Outputs, forget_set: IndexedDataset | None, retrained_outputs: Outputs, *,
               original_outputs: Outputs | None = None) -> MembershipResult:
@@ -283,7 +289,7 @@ class UnlearningLiRA:
                               "retrained side)")
         o = None if original_outputs is None else _phi_matrix(original_outputs, forget_set, self.batch_size,
                                                                 "original_outputs")
-        fit = {"fixed_variance": self.fixed_variance, "min_std": self.min_std}
+        fit: dict[str, Any] = {"fixed_variance": self.fixed_variance, "min_std": self.min_std}
         in_fit = None if o is None else _fit_gaussians(o, name="original", **fit)
         pos = self._statistic(u, _fit_gaussians(r, name="retrained", **fit), in_fit)
         neg = np.stack([self._statistic(r[j], _fit_gaussians(np.delete(r, j, axis=0), name="retrained", **fit), in_fit)

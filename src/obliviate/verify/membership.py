@@ -20,7 +20,8 @@ in :mod:`obliviate.verify.lira`; both are re-exported here.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -180,9 +181,10 @@ class ShadowModelAttack:
         p = np.sort(outputs.probs, axis=1)[:, ::-1]
         if self.top_k is not None:
             p = p[:, : self.top_k]
-        return np.log(np.clip(p, 1e-30, 1.0))
+        logp: np.ndarray = np.log(np.clip(p, 1e-30, 1.0))
+        return logp
 
-    def fit(self, shadow_data: IndexedDataset, model_factory: ModelFactory, train_fn: TrainFn) -> "ShadowModelAttack":
+    def fit(self, shadow_data: IndexedDataset, model_factory: ModelFactory, train_fn: TrainFn) -> ShadowModelAttack:
         """Train the shadow models on disjoint slices of ``shadow_data`` and the attack model(s) on their outputs."""
         n = len(shadow_data)
         if n < 4 * self.num_shadows:
@@ -201,7 +203,7 @@ class ShadowModelAttack:
                 classes.append(out.labels)
         return self.fit_features(np.concatenate(feats), np.concatenate(member), np.concatenate(classes))
 
-    def fit_features(self, features: np.ndarray, membership: np.ndarray, classes: np.ndarray) -> "ShadowModelAttack":
+    def fit_features(self, features: np.ndarray, membership: np.ndarray, classes: np.ndarray) -> ShadowModelAttack:
         """Train the attack model(s) on precomputed shadow features (for shadow models trained elsewhere)."""
         y = np.asarray(membership).astype(np.int64)
         if len(np.unique(y)) != 2:
@@ -221,7 +223,7 @@ class ShadowModelAttack:
         if self._global is None:
             raise ConfigError("The attack is not fitted; call fit(shadow_data, model_factory, train_fn) first")
         x = self.features(outputs)
-        scores = self._global.predict_proba(x)[:, 1]
+        scores: np.ndarray = self._global.predict_proba(x)[:, 1]
         for c, clf in self._per_class.items():
             sel = outputs.labels == c
             if sel.any():

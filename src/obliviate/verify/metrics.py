@@ -13,8 +13,9 @@ Conventions: ``labels`` are 1 for members (positives) and 0 for non-members; a h
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from torch import nn
 
 from ..errors import ConfigError
 
-ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[float]]
+ArrayLike = np.ndarray | torch.Tensor | Sequence[float]
 
 __all__ = [
     "RocCurve", "epsilon_from_rates", "forgetting_quality", "js_divergence", "membership_advantage",
@@ -286,11 +287,11 @@ def _as_probs(x: Any, name: str, from_logits: bool) -> np.ndarray:
     if from_logits:
         a = a - a.max(axis=1, keepdims=True)
         a = np.exp(a)
-        return a / a.sum(axis=1, keepdims=True)
-    if np.any(a < 0) or not np.allclose(a.sum(axis=1), 1.0, atol=1e-4):
+    elif np.any(a < 0) or not np.allclose(a.sum(axis=1), 1.0, atol=1e-4):
         raise ConfigError(f"Expected `{name}` rows to be probability vectors (non-negative, summing to 1); "
                           "pass from_logits=True for logits")
-    return a / a.sum(axis=1, keepdims=True)
+    probs: np.ndarray = a / a.sum(axis=1, keepdims=True)
+    return probs
 
 
 def js_divergence(p: ArrayLike, q: ArrayLike, *, from_logits: bool = False,
@@ -312,7 +313,8 @@ def js_divergence(p: ArrayLike, q: ArrayLike, *, from_logits: bool = False,
     def kl(x: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = np.where(x > 0, x * (np.log(x) - np.log(m)), 0.0)
-        return terms.sum(axis=1)
+        row_sums: np.ndarray = terms.sum(axis=1)
+        return row_sums
 
     per_row = np.clip(0.5 * kl(a) + 0.5 * kl(b), 0.0, math.log(2.0))
     if reduction == "none":
@@ -327,7 +329,8 @@ def js_divergence(p: ArrayLike, q: ArrayLike, *, from_logits: bool = False,
 def _labels_of(x: Any, name: str) -> np.ndarray:
     a = _to_numpy(x, name)
     if a.ndim == 2:
-        return a.argmax(axis=1)
+        labels: np.ndarray = a.argmax(axis=1)
+        return labels
     if a.ndim == 1:
         return a
     raise ConfigError(f"Expected `{name}` to be predicted labels (n,) or scores (n, classes), but got {a.shape}")

@@ -13,9 +13,10 @@ membership attack returns (:class:`MembershipResult`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,7 +67,8 @@ class ModelOutputs:
     def probs(self) -> np.ndarray:
         z = self.logits - self.logits.max(axis=1, keepdims=True)
         e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        probs: np.ndarray = e / e.sum(axis=1, keepdims=True)
+        return probs
 
     @property
     def phi(self) -> np.ndarray:
@@ -81,7 +83,8 @@ class ModelOutputs:
 
     @property
     def predictions(self) -> np.ndarray:
-        return self.logits.argmax(axis=1)
+        predictions: np.ndarray = self.logits.argmax(axis=1)
+        return predictions
 
 
 @contextmanager
@@ -99,8 +102,8 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 def _device_of(model: nn.Module) -> torch.device:
     for t in model.parameters():
         return t.device
-    for t in model.buffers():
-        return t.device
+    for b in model.buffers():
+        return b.device
     return torch.device("cpu")
 
 

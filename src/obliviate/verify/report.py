@@ -93,9 +93,11 @@ class VerificationReport:
                [f"faithful: {r}" for r in self.faithful.get("reasons", [])]
 
     def to_dict(self) -> dict[str, Any]:
-        return clean({"run": self.run, "ids": list(self.ids), "model": self.model, "verdict": self.verdict,
-                      "passed": self.passed, "failed": self.failed, "reasons": self.reasons,
-                      "forgotten": self.forgotten, "faithful": self.faithful, "roc": self.roc,
-                      "per_example": self.per_example, "oracle_cloud": self.oracle_cloud,
-                      "canary": self.canary, "oracles": self.oracles, "request": self.request,
-                      "settings": self.settings, "wall_time_s": self.wall_time_s})
+        out: dict[str, Any] = clean({
+            "run": self.run, "ids": list(self.ids), "model": self.model, "verdict": self.verdict,
+            "passed": self.passed, "failed": self.failed, "reasons": self.reasons,
+            "forgotten": self.forgotten, "faithful": self.faithful, "roc": self.roc,
+            "per_example": self.per_example, "oracle_cloud": self.oracle_cloud,
+            "canary": self.canary, "oracles": self.oracles, "request": self.request,
+            "settings": self.settings, "wall_time_s": self.wall_time_s})
+        return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -24,7 +25,7 @@ from .settings import VerifySettings
 __all__ = ["verify_request"]
 
 
-def _oracle_set(run: Run, request: dict, settings: VerifySettings, wait: float) -> OracleSet:
+def _oracle_set(run: Run, request: dict[str, Any], settings: VerifySettings, wait: float) -> OracleSet:
     ids = [int(i) for i in request["ids_deleted"]]
     if settings.seed != 0:
         return train_oracle_set(run, ids, settings)

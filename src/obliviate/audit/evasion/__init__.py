@@ -10,5 +10,5 @@ from .jsma import JSMA
 from .pgd import BIM, PGD, PGDL2
 from .square import Square
 
-__all__ = ["APGD", "APGDL2", "BIM", "CarliniWagnerL2", "DeepFool", "EvasionAttack", "FGSM", "HopSkipJump", "JSMA", "PGD",
-           "PGDL2", "Square"]
+__all__ = ["APGD", "APGDL2", "BIM", "CarliniWagnerL2", "DeepFool", "EvasionAttack", "FGSM", "HopSkipJump", "JSMA",
+           "PGD", "PGDL2", "Square"]

@@ -46,6 +46,8 @@ class EvasionAttack(Attack):
         self.targeted = targeted
         self.batch_size = check_int("batch_size", batch_size, 1)
 
+    _query_log: list[torch.Tensor]  # set by _generate
+
     # -- what a subclass writes
     @abc.abstractmethod
     def perturb(self, model: CountedModel, x: torch.Tensor, y: torch.Tensor,
@@ -91,7 +93,7 @@ class EvasionAttack(Attack):
 
     def _generate(self, counted: CountedModel, x: torch.Tensor, y: torch.Tensor,
                   target: torch.Tensor | None) -> torch.Tensor:
-        self._query_log: list[torch.Tensor] = []  # score- and decision-based attacks log per-input queries
+        self._query_log = []  # score- and decision-based attacks log per-input queries
         parts = []
         for i in range(0, len(x), self.batch_size):
             sl = slice(i, i + self.batch_size)

@@ -25,6 +25,7 @@ class FGSM(EvasionAttack):
     """
 
     norm = "linf"
+    eps: float  # FGSM always has a budget (the base allows None: unbounded)
 
     def __init__(self, *, eps: float = 0.1, targeted: bool = False, batch_size: int = 1024,
                  bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0,

@@ -77,7 +77,7 @@ class JSMA(EvasionAttack):
         adv = x.clone().flatten(1)
         increase = self.theta > 0
         domain = adv < hi_b if increase else adv > lo_b  # features that can still move
-        iters = int(math.floor(d * self.gamma / 2))
+        iters = math.floor(d * self.gamma / 2)
         active = torch.arange(n, device=x.device)
         k = d if self.candidates is None else min(self.candidates, d)
         for _ in range(iters):

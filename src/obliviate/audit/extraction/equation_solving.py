@@ -71,12 +71,13 @@ class EquationSolving(ExtractionAttack):
         a = torch.cat([xs.double(), torch.ones(n, 1, dtype=torch.float64, device=dev)], 1)  # (n, d + 1)
         theta = torch.linalg.lstsq(a.cpu(), rhs.cpu()).solution  # (d + 1, K - 1)
         k = p.shape[1]
-        copy = nn.Sequential(nn.Flatten(), nn.Linear(d, k)).to(dev)
+        linear = nn.Linear(d, k)
+        copy = nn.Sequential(nn.Flatten(), linear).to(dev)  # moves `linear` in place
         with torch.no_grad():
-            copy[1].weight.zero_()
-            copy[1].bias.zero_()
-            copy[1].weight[1:] = theta[:d].T.to(copy[1].weight)
-            copy[1].bias[1:] = theta[d].to(copy[1].bias)
+            linear.weight.zero_()
+            linear.bias.zero_()
+            linear.weight[1:] = theta[:d].T.to(linear.weight)
+            linear.bias[1:] = theta[d].to(linear.bias)
         self._theta = theta
         return copy
 

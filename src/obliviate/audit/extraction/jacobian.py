@@ -52,7 +52,7 @@ class JacobianAugmentation(ExtractionAttack):
     def extract(self, query: QueryFunction, pool: IndexedDataset, template: nn.Module) -> nn.Module:
         lo, hi = self.bounds
         budget = self.queries if self.queries is not None else self.seed_size * 16
-        rounds = int(math.floor(math.log2(budget / self.seed_size)))
+        rounds = math.floor(math.log2(budget / self.seed_size))
         pick = torch.randperm(len(pool), device=pool.x.device)[: self.seed_size]
         xs = pool.x[pick]
         ys = self._labels(query(xs))

@@ -60,7 +60,7 @@ class QueryFunction:
                                       f"{n} more asked; raise `budget` or query less")
         self.queries += n
         self.calls += 1
-        logits = self._model(x)
+        logits: torch.Tensor = self._model(x)
         if self.output == "labels":
             return logits.argmax(1)
         p = F.softmax(logits, 1)

@@ -52,8 +52,7 @@ class MembershipLoss(Attack):
         members = data.train.take(torch.randperm(len(data.train), generator=g)[:n])
         nonmembers = data.test.take(torch.randperm(len(data.test), generator=g)[:n])
         attack = LossThresholdAttack(threshold=self.threshold)
-        run = getattr(attack, "score", None) or attack
-        result = run(model, members, nonmembers)
+        result = attack.score(model, members, nonmembers)
         metrics = {"auc": float(result.auc), "tpr_at_1pct_fpr": float(result.tpr_at_1pct_fpr),
                    "tpr_at_0_1pct_fpr": float(result.tpr_at_0_1pct_fpr), "advantage": float(result.advantage),
                    "members": n}

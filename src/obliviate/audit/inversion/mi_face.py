@@ -165,7 +165,7 @@ class MIFace(Attack):
         with torch.no_grad():
             eval_acc = float((evaluator(recon).argmax(1) == classes).float().mean())
         n = max(len(classes), 1)
-        metrics = {"mse": sum(mse) / len(mse) if mse else math.nan,
+        metrics: dict[str, Any] = {"mse": sum(mse) / len(mse) if mse else math.nan,
                    "mse_to_mean": sum(mse_mean) / len(mse_mean) if mse_mean else math.nan,
                    "ssim": sum(ssims) / len(ssims) if ssims else math.nan,
                    "ssim_to_mean": sum(ssim_mean) / len(ssim_mean) if ssim_mean else math.nan,

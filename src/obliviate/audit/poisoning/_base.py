@@ -53,7 +53,7 @@ class PoisoningAttack(Attack):
         """``(attack_success, robust_accuracy)`` of the poisoned model on ``test``."""
 
     def n_poison(self, n: int) -> int:
-        return max(1, int(round(self.poison_rate * n)))
+        return max(1, round(self.poison_rate * n))
 
     def _run(self, model: nn.Module, data: AuditData) -> tuple[dict[str, Any], dict[str, Any]]:
         dev = model_device(model)

@@ -25,8 +25,9 @@ from __future__ import annotations
 import io
 import pickle
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, cast
 
 import numpy as np
 
@@ -52,8 +53,9 @@ def _latin1_encode(text: Any, encoding: str = "utf-8", errors: str = "strict") -
 
 
 def _numpy_globals() -> dict[tuple[str, str], Callable[..., Any]]:
-    reconstruct = np.zeros(1).__reduce__()[0]  # numpy's ndarray _reconstruct, wherever this numpy keeps it
-    frombuffer = np.zeros(1).__reduce_ex__(5)[0]  # numpy's _frombuffer (protocol-5 array pickles)
+    # casts: typeshed types __reduce__ loosely (str | tuple); numpy's first item is always the callable
+    reconstruct = cast(Callable[..., Any], np.zeros(1).__reduce__()[0])  # ndarray _reconstruct, wherever it lives
+    frombuffer = cast(Callable[..., Any], np.zeros(1).__reduce_ex__(5)[0])  # _frombuffer (protocol-5 pickles)
     table: dict[tuple[str, str], Callable[..., Any]] = {("numpy", "ndarray"): np.ndarray,
                                                         ("numpy", "dtype"): np.dtype,
                                                         ("_codecs", "encode"): _latin1_encode}
@@ -93,7 +95,7 @@ def safe_loads(blob: bytes, *, source: str = "<bytes>") -> Any:
     except pickle.UnpicklingError as e:
         raise DataError(f"{source}: {e}; CIFAR batches contain only dicts, lists, bytes, ints and numpy "
                         f"uint8 arrays, so this file is not one (and was not executed)") from None
-    except Exception as e:  # truncated or garbage data: EOFError, ValueError, struct errors ...
+    except Exception as e:  # noqa: BLE001 - any failure to parse is a bad file; truncated or garbage data: EOFError, ValueError, struct errors ...
         raise DataError(f"{source}: not a readable CIFAR batch pickle ({type(e).__name__}: {e})") from None
 
 
@@ -121,7 +123,7 @@ def _batch_arrays(obj: Any, source: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _from_folder(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
-    for name in _TRAIN + (_TEST,):
+    for name in (*_TRAIN, _TEST):
         p = folder / name
         if not p.is_file():
             raise missing(f"{name} (with data_batch_1..5 and test_batch)", folder, _ORIGIN)
@@ -134,7 +136,7 @@ def _from_archive(archive: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     try:
         with tarfile.open(archive, "r:*") as tar:
-            for name in _TRAIN + (_TEST,):
+            for name in (*_TRAIN, _TEST):
                 member = f"{_FOLDER}/{name}"
                 try:
                     f = tar.extractfile(member)

@@ -77,7 +77,7 @@ def _load_images(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndar
         try:
             with Image.open(p) as im:
                 arr = np.asarray(im.convert(mode).resize((size[1], size[0]), resample), dtype=np.uint8)
-        except Exception as e:  # UnidentifiedImageError, truncated files, decoder errors
+        except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file: UnidentifiedImageError, truncated files, decoder errors
             raise DataError(f"{p}: not a readable image ({type(e).__name__}: {e})") from None
         out[i] = (arr.reshape(size[0], size[1], channels).transpose(2, 0, 1)).astype(np.float32) / 255.0
     return out
@@ -140,6 +140,7 @@ def load_imagefolder(*, root: str | Path | None = None, size: int | tuple[int, i
     tr_names = [p.relative_to(base).as_posix() for p in tr_paths]
     tr_ids = np.array([stable_id(n) for n in tr_names], dtype=np.int64)
     if held_dir is not None:
+        assert train_dir is not None  # a held-out folder without train/ was refused above
         if not te_paths:
             raise missing("images in the class folders", held_dir, _ORIGIN, defaulted=root is None)
         te_names = [p.relative_to(base).as_posix() for p in te_paths]

@@ -42,7 +42,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
             return np.asarray(z[fk]), np.asarray(z[lk])
     except DataError:
         raise
-    except Exception as e:  # BadZipFile, ValueError (pickled object arrays), OSError ...
+    except Exception as e:  # noqa: BLE001 - any failure to parse is a bad file: BadZipFile, ValueError (pickled object arrays), OSError ...
         raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
 
 
@@ -89,7 +89,7 @@ def load_purchase100(*, root: str | Path | None = None, test_fraction: float = 0
     x is float32 of shape (n, 600) with values 0 and 1.
     """
     base = resolve_root(root, "purchase100")
-    path = find_file(base, (_NPZ,) + _CSV)
+    path = find_file(base, (_NPZ, *_CSV))
     if path is None:
         raise missing(f"{_NPZ} or {_CSV[0]}(.csv)", base, _ORIGIN, defaulted=root is None)
     raw = _read_npz(path) if path.suffix == ".npz" else _read_csv(path)

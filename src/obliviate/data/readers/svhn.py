@@ -37,7 +37,7 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except NotImplementedError as e:  # MATLAB v7.3 (HDF5) files
         raise DataError(f"{path}: {e}; the official SVHN files are MATLAB v5, re-save with "
                         f"save(..., '-v7') or get the originals") from None
-    except Exception as e:  # scipy raises ValueError, TypeError, MatReadError ... on garbage
+    except Exception as e:  # noqa: BLE001 - any failure to parse is a bad file; scipy raises ValueError, TypeError, MatReadError ... on garbage
         raise DataError(f"{path}: not a readable MATLAB .mat file ({type(e).__name__}: {e})") from None
     if "X" not in mat or "y" not in mat:
         raise DataError(f"{path}: expected variables X and y, found {sorted(k for k in mat if not k.startswith('__'))}")

@@ -41,7 +41,7 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
             raise DataFileNotFoundError(f"table {path} does not exist; check data.options.path")
         try:
             table = pq.read_table(path)
-        except Exception as e:  # ArrowInvalid and friends
+        except Exception as e:  # noqa: BLE001 - any failure to parse is a bad file (ArrowInvalid and friends)
             raise DataError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
         cols = table.column_names
         data = [table.column(c).to_pylist() for c in cols]
@@ -84,7 +84,8 @@ def _load(path: Path, id_column: str, label_column: str) -> tuple[np.ndarray, np
     ids = ids.astype(np.int64)
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
-        raise DataError(f"{path}: ids in column {id_column!r} must be unique; repeated: {uniq[counts > 1][:10].tolist()}")
+        repeated = uniq[counts > 1][:10].tolist()
+        raise DataError(f"{path}: ids in column {id_column!r} must be unique; repeated: {repeated}")
     y = _numbers(rows, lc, f"column {label_column!r}", path, whole=True).astype(np.int64)
     if y.min() < 0:
         raise DataError(f"{path}: labels in column {label_column!r} must be whole numbers >= 0")

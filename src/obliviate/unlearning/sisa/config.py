@@ -127,7 +127,7 @@ class SisaConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "SisaConfig":
+    def from_dict(cls, raw: dict[str, Any]) -> SisaConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(raw) - set(names))
         if unknown:

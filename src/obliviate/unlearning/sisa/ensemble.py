@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,7 +69,8 @@ class SisaEnsemble:
 
     @property
     def deleted_ids(self) -> list[int]:
-        return self._deleted.tolist()
+        deleted: list[int] = self._deleted.tolist()
+        return deleted
 
     @property
     def train_wall_s(self) -> float:

@@ -11,8 +11,9 @@ result equals a SISA ensemble trained from scratch on the same assignment withou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -38,7 +38,7 @@ class Checkpoint:
                 "wall_time_s": self.wall_time_s, **(self.refs or {})}
 
     @classmethod
-    def from_record(cls, rec: dict[str, Any]) -> "Checkpoint":
+    def from_record(cls, rec: dict[str, Any]) -> Checkpoint:
         # "epochs" is a record only (training reads the config); stores written before it was kept lack it
         return cls(rec["size"], int(rec.get("epochs", 0)), float("nan") if rec["loss"] is None else rec["loss"],
                    rec["wall_time_s"], refs={"model": rec["model"], "optimizer": rec["optimizer"]})

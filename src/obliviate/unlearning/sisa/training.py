@@ -11,7 +11,7 @@ training bit for bit on CPU (one machine, one thread count). Each shard has its 
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
