@@ -191,6 +191,9 @@ def test_cli_trains_a_user_model_and_every_command_rebuilds_it(user_pkg, toml, t
     recorded = json.loads((out / "manifest.json").read_text())["config"]["model"]
     assert recorded == {"name": "custom", "factory": FACTORY, "options": {"width": 5}}
     assert open_run(out).final_model().conv.out_channels == 5
+    capsys.readouterr()
+    assert main(["inspect", str(out)]) == 0
+    assert f"model: {FACTORY} (width=5)" in capsys.readouterr().out
     victim = int(open_run(out).block_ids(2)[0])
     (tmp_path / "ids.txt").write_text(f"{victim}\n")
     assert main(["forget", str(out), "--ids", str(tmp_path / "ids.txt"), "--method", "exact"]) == 0
