@@ -178,7 +178,7 @@ def _scalar_loss(logits, y):
     (Trainer(loss=lambda logits, y: y), r"float tensor .*torch.int64"),
     (Trainer(optimizer=lambda params: "sgd"), r"optimizer factory to return a torch.optim.Optimizer, but got str"),
     ("tests._trainers:nope", r"has no attribute 'nope'"),
-    ("tests._trainers", r"import path like"),
+    ("tests._trainers", r"not an import path: write it as package.module:attribute, e.g. mypkg.training"),
     (42, r"Trainer or an import path"),
 ])
 def test_bad_trainers_are_one_clear_error_and_store_nothing(tmp_path, trainer, message):

@@ -86,3 +86,66 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     return "\n".join(lines)
+
+
+def add_model_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """``--model NAME|package.module:function`` and repeatable ``--model-option KEY=VALUE``."""
+    p.add_argument("--model", metavar="NAME|PKG.MOD:FN", default=None,
+                   help=f"{what}: a registered model name, or your own factory as package.module:function "
+                        f"(called as function(input_shape, num_classes, **options); its package must be on "
+                        f"PYTHONPATH)")
+    p.add_argument("--model-option", action="append", default=None, metavar="KEY=VALUE", dest="model_option",
+                   help="an option of the model, repeatable; VALUE is read as TOML (256, 0.5, true, [64, 32], "
+                        "\"text\"), anything else as text")
+
+
+def parse_model_options(items: Sequence[str] | None) -> dict[str, Any]:
+    """``--model-option`` values as a dict, each value read as a TOML value (else kept as text).
+
+    >>> parse_model_options(["width=256", "hidden=[64, 32]", "act=relu", "bias=true"])
+    {'width': 256, 'hidden': [64, 32], 'act': 'relu', 'bias': True}
+    """
+    from ..errors import ConfigError
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"--model-option {item!r}: write it as KEY=VALUE with KEY a Python name, "
+                              f"e.g. --model-option width=256")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        if key in out:
+            raise ConfigError(f"--model-option {key} is given twice; give each option once")
+        out[key] = value
+    return out
+
+
+def model_overrides(model: str | None, options: Sequence[str] | None,
+                    configured: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``[model]`` section after ``--model`` and ``--model-option``: ``--model`` replaces the configured
+    model (and its options); ``--model-option`` alone adds to (or changes) the configured model's options.
+
+    >>> model_overrides("mypkg.models:build", ["width=8"], {"name": "mlp", "options": {"hidden": [4]}})
+    {'name': 'custom', 'factory': 'mypkg.models:build', 'options': {'width': 8}}
+    >>> model_overrides(None, ["hidden=[4]"], {"name": "mlp", "options": {}, "factory": ""})
+    {'name': 'mlp', 'options': {'hidden': [4]}, 'factory': ''}
+    """
+    from .._imports import is_import_path
+
+    parsed = parse_model_options(options)
+    if model is None:
+        section = dict(configured or {})
+        section["options"] = {**section.get("options", {}), **parsed}
+        return section
+    if is_import_path(model):
+        return {"name": "custom", "factory": model, "options": parsed}
+    return {"name": model, "factory": "", "options": parsed}

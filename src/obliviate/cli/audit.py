@@ -1,11 +1,13 @@
 """``obliviate audit``: run the threat audit on a stored run's models or on one checkpoint.
 
 ``obliviate audit RUN`` audits a run's original, unlearned and exact-retrained models side by side;
-``obliviate audit --model NAME --checkpoint FILE.safetensors`` audits one model. One pivot-metric table
-per attack family is printed (``--markdown`` for reports, ``--json`` for machines). ``--eps`` with several
-values (``0.05:0.3:6`` or ``0.05,0.1``) sweeps the evasion attacks over them: robust accuracy against
-epsilon per attack and the worst case per input across attacks; ``--per-sample FILE.csv`` (or ``.json``)
-writes one record per attacked input; ``--out FILE.json`` writes the JSON result for ``obliviate report``.
+``obliviate audit --model NAME --checkpoint FILE.safetensors`` audits one model: ``NAME`` is a registered
+model or the user's own factory ``package.module:function``, with ``--model-option KEY=VALUE`` (repeatable).
+One pivot-metric table per attack family is printed (``--markdown`` for reports, ``--json`` for machines).
+``--eps`` with several values (``0.05:0.3:6`` or ``0.05,0.1``) sweeps the evasion attacks over them: robust
+accuracy against epsilon per attack and the worst case per input across attacks; ``--per-sample FILE.csv``
+(or ``.json``) writes one record per attacked input; ``--out FILE.json`` writes the JSON result for
+``obliviate report``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..errors import ConfigError, UsageError
 
 def register(sub: Any) -> None:
     from ..audit import attack_names
+    from ._common import add_model_arguments
 
     p = sub.add_parser("audit", help="run the threat audit (evasion, extraction, inversion, poisoning)",
                        description="Run the threat audit (evasion, extraction, inversion and membership, "
@@ -31,7 +34,7 @@ def register(sub: Any) -> None:
                               "\nsettings per attack: NAME:key=value,key=value (e.g. pgd:eps=0.2,steps=20)")
     p.add_argument("run", nargs="?", metavar="RUN",
                    help="a stored run: audit its original, unlearned and retrained models")
-    p.add_argument("--model", metavar="NAME", help="registered model name of the checkpoint")
+    add_model_arguments(p, "the checkpoint's architecture")
     p.add_argument("--checkpoint", metavar="FILE", help="the model's state_dict as a .safetensors file")
     p.add_argument("--dataset", default=None,
                    help="registered dataset to attack with (default: the run's own data for RUN, else digits)")
@@ -61,8 +64,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def load_checkpoint_model(name: str, checkpoint: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """Build registered model ``name`` for the data and load a safetensors state_dict into it."""
+def load_checkpoint_model(name: str, checkpoint: str, input_shape: tuple[int, ...], num_classes: int,
+                          options: dict[str, Any] | None = None) -> nn.Module:
+    """Build model ``name`` (a registered name, or the user's factory as ``package.module:function``) with
+    ``options`` for the data, and load a safetensors state_dict into it."""
     from safetensors.torch import load_file
 
     from ..models import build_model
@@ -70,7 +75,7 @@ def load_checkpoint_model(name: str, checkpoint: str, input_shape: tuple[int, ..
     path = Path(checkpoint)
     if not path.is_file():
         raise UsageError(f"checkpoint {checkpoint!r} does not exist; give a .safetensors state_dict file")
-    model = build_model(name, input_shape, num_classes, seed=0)
+    model = build_model(name, input_shape, num_classes, seed=0, **(options or {}))
     try:
         state = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types for bad headers
@@ -78,10 +83,12 @@ def load_checkpoint_model(name: str, checkpoint: str, input_shape: tuple[int, ..
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[:3])
-        raise ConfigError(f"checkpoint {checkpoint!r} does not fit model {name!r} for inputs {input_shape} "
-                          f"and {num_classes} classes: {detail}") from exc
+        first = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        detail = " ".join(first[:3])
+        shown = f"{name!r}" + (f" with options {options}" if options else "")
+        raise ConfigError(f"checkpoint {checkpoint!r} does not fit model {shown} for inputs {input_shape} "
+                          f"and {num_classes} classes: {detail}; give the architecture and --model-option "
+                          f"values it was saved from") from exc
     return model
 
 
@@ -98,7 +105,10 @@ def _models(args: argparse.Namespace, input_shape: tuple[int, ...], num_classes:
         return dict(load_models_for_audit(args.run))
     if not (args.model and args.checkpoint):
         raise UsageError("give a stored RUN, or --model NAME together with --checkpoint FILE")
-    return {args.model: load_checkpoint_model(args.model, args.checkpoint, input_shape, num_classes)}
+    from ._common import parse_model_options
+
+    options = parse_model_options(args.model_option)
+    return {args.model: load_checkpoint_model(args.model, args.checkpoint, input_shape, num_classes, options)}
 
 
 def _run_data(path: str) -> Any:
@@ -161,10 +171,16 @@ def run(args: argparse.Namespace) -> int:
     # build (and so validate) every attack before loading anything
     specs = args.attacks or (list(SWEEP_ATTACKS) if sweeping else attack_names())
     attacks = [parse_attack_spec(spec, **defaults) for spec in split_attack_specs(specs)]
-    if args.run and (args.model or args.checkpoint):
+    if args.run and (args.model or args.checkpoint or args.model_option):
         raise UsageError("give either RUN or --model NAME --checkpoint FILE, not both")
     if args.run:
         require_complete(args.run, "audit", wait=30.0)
+    if args.model:  # an unknown name or a factory that cannot be imported fails before any data is loaded
+        from ..models import model_builder
+        from ._common import parse_model_options
+
+        model_builder(args.model)
+        parse_model_options(args.model_option)
     if eps is not None and len(eps) > 1:  # every swept epsilon must suit every attack it goes to
         from ..audit.sweep import takes, with_setting
 

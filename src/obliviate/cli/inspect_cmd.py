@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nstatus {report['status']}, {report['blocks_done']}/{report['blocks_total']} blocks, "
               f"{report['storage_bytes'] / 1e6:.2f} MB, test accuracy {report['test_accuracy']}")
         print(f"requests: {len(report['requests'])}; unreferenced files: {len(report['unreferenced_files'])}")
+        model = report["config"].get("model", {})
+        options = ", ".join(f"{k}={v!r}" for k, v in model.get("options", {}).items())
+        print(f"model: {model.get('factory') or model.get('name')}{' (' + options + ')' if options else ''}")
         trainer, device = report["trainer"], report["config"].get("training", {}).get("device", "cpu")
         print(f"trainer: {trainer.get('name')}{' (' + trainer['path'] + ')' if trainer.get('path') else ''}; "
               f"device: {device}")

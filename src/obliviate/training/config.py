@@ -44,10 +44,32 @@ class DataConfig:
         "share of the training set held out (never trained on, never deletable) to validate stitched models"))
 
 
+CUSTOM_MODEL = "custom"  # ``model.name`` of a run whose model comes from the user's code
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = field(default="small_cnn", metadata=_doc("registered model name"))
-    options: dict[str, Any] = field(default_factory=dict, metadata=_doc("options passed to the model builder"))
+    name: str = field(default="small_cnn", metadata=_doc(
+        "registered model name (`custom` when `factory` is set)"))
+    options: dict[str, Any] = field(default_factory=dict, metadata=_doc(
+        "options passed to the model builder or factory as keyword arguments, e.g. {width = 32}"))
+    factory: str = field(default="", metadata=_doc(
+        "your own model: an import path package.module:function called as function(input_shape, num_classes, "
+        "**options) under the seeded torch generator; recorded, so every later command rebuilds it (the "
+        "package must be importable then: PYTHONPATH)"))
+
+    def __post_init__(self) -> None:
+        if self.factory:
+            from .._imports import check_import_path
+
+            try:
+                check_import_path(self.factory)
+            except ConfigError as exc:
+                raise ConfigError(f"`model.factory`: {exc}") from None
+            if self.name not in (CUSTOM_MODEL, ModelConfig.name):
+                raise ConfigError(f"give either model.name ({self.name!r}) or model.factory ({self.factory!r}), "
+                                  f"not both")
+            object.__setattr__(self, "name", CUSTOM_MODEL)
 
 
 @dataclass(frozen=True)

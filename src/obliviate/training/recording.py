@@ -31,12 +31,12 @@ from ..store.integrity import require_intact
 from .block import accuracy_and_loss, predict_logits, resolve_device
 from .predictions import KEY as PREDICTIONS_KEY, margins, predictions_entry
 from .chain import advance, clone_state, load_state, optimizer_payload, optimizer_state_after, state_after
-from .config import RunConfig
+from .config import CUSTOM_MODEL, RunConfig
 from .determinism import check_conditions, current_conditions
 from .partition import partition_ids, read_id_file
 from ..data.memorised import choose_memorised_users
-from .run import (ModelFactory, Run, RunData, apply_canary, build_run_model, check_source, choose_canary_ids,
-                  partition_payload, prepare_data)
+from .run import (ModelFactory, Run, RunData, apply_canary, build_run_model, check_model_factory, check_source,
+                  choose_canary_ids, partition_payload, prepare_data)
 from .trainer import Trainer, resolve_trainer, trainer_for_run
 from .writer import BackgroundWriter
 
@@ -79,8 +79,8 @@ def _new_store(out: Path, config: RunConfig, data: RunData, user_supplied: bool,
                                                  first_block=mem.block, seed=t.seed,
                                                  exclude=canary.get("ids", []))} if mem.users else {}
     cfg = config.to_dict()
-    if model_factory is not None:
-        cfg["model"]["name"] = "custom"
+    if model_factory is not None:  # a model given in Python: open_run needs it again (model_factory=)
+        cfg["model"]["name"], cfg["model"]["factory"] = CUSTOM_MODEL, ""
     manifest = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "library_versions": library_versions(),
@@ -150,6 +150,8 @@ def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, split
     ``"pkg.mod:attr"``) your own loss, step and optimizer (default: the built-in cross-entropy loop).
     """
     out = Path(out)
+    if model_factory is None:
+        check_model_factory(config)  # a factory that cannot be imported fails before any data or store
     chosen = resolve_trainer(trainer)
     data = prepare_data(config, splits)
     start: Start | None = None

@@ -28,7 +28,7 @@ from ..models import build_model
 from ..store import RunStore
 from .block import BlockRows, evaluate, predict_logits, resolve_device
 from .chain import load_state, state_after
-from .config import RunConfig
+from .config import CUSTOM_MODEL, RunConfig
 from .manifest import RunManifest, typed
 from .trainer import DEFAULT as DEFAULT_TRAINER, Trainer, trainer_for_run
 
@@ -157,15 +157,36 @@ class BlockData:
 
 def build_run_model(config: RunConfig, train: IndexedDataset, model_factory: ModelFactory | None = None,
                     device: str | None = None) -> nn.Module:
-    """A fresh model for ``config`` (the user's ``model_factory``, else the named model, seeded), on
-    ``device`` (default: the training device, ``training.device``)."""
+    """A fresh model for ``config``: the user's zero-argument ``model_factory`` when given, else the
+    configured factory (``model.factory``, an import path) or registered model, seeded by ``training.seed``;
+    on ``device`` (default: the training device, ``training.device``)."""
     if model_factory is not None:
         model = model_factory()
     else:
-        model = build_model(config.model.name, train.input_shape, train.num_classes, seed=config.training.seed,
-                            **config.model.options)
+        m = config.model
+        model = build_model(m.factory or m.name, train.input_shape, train.num_classes, seed=config.training.seed,
+                            **m.options)
     where = resolve_device(config.training.device if device is None else device)
     return model if where.type == "cpu" else model.to(where)
+
+
+def check_model_factory(config: RunConfig, where: str = "") -> None:
+    """Import the configured ``model.factory`` (or look up ``model.name``) now, so a missing package or an
+    unknown name fails before anything is done.
+
+    ``where``: the run it was recorded in (named in the message, with the ways out)."""
+    m = config.model
+    if m.name == CUSTOM_MODEL and not m.factory:  # a model given in Python (model_factory=)
+        return
+    from ..models import model_builder
+
+    try:
+        model_builder(m.factory or m.name)
+    except ConfigError as exc:
+        if not where or not m.factory:
+            raise
+        raise ConfigError(f"{where} was trained on the model factory {config.model.factory!r}, which cannot be "
+                          f"used here: {exc} (in Python you may instead pass model_factory= to open_run)") from None
 
 
 class Run:
@@ -288,14 +309,21 @@ class Run:
     def build_model(self, device: str | None = None) -> nn.Module:
         """A fresh model of the run's architecture (weights are the seeded initial ones) on ``device``
         (default: the training device)."""
-        if self._model_factory is None and self.config.model.name == "custom":
-            raise StoreError(f"{self.path} was trained on a custom model; pass model_factory= to open_run")
+        if self._model_factory is None and self.config.model.name == CUSTOM_MODEL and not self.config.model.factory:
+            raise StoreError(f"{self.path} was trained on a model given in Python; pass model_factory= to open_run "
+                             f"(or train with model.factory = \"package.module:function\" to record it)")
         return build_run_model(self.config, self.train, self._model_factory, device)
 
     def model_after(self, k: int) -> nn.Module:
         """The model after block ``k`` of the stored chain (``k = num_blocks``: the current model), on the CPU."""
         model = self.build_model("cpu")
-        load_state(model, state_after(self.store, k))
+        try:
+            load_state(model, state_after(self.store, k))
+        except (KeyError, RuntimeError) as exc:  # the model's code changed since the run was trained
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"the model built for {self.path} ({self.config.model.factory or self.config.model.name}"
+                              f") does not fit the run's stored weights ({detail}); restore the model code and "
+                              f"options the run was trained with") from None
         model.eval()
         return model
 
@@ -338,7 +366,8 @@ def open_run(path: str | Path, *, splits: DatasetSplits | None = None,
     """Open a recorded run and its data; refuses data that differs from what the run was trained on.
 
     Pass ``splits`` (and ``model_factory``, ``trainer``) when the run was trained on data, a model or a
-    trainer given in Python; a trainer given as an import path is rebuilt from the manifest.
+    trainer given in Python; a model configured by import path (``model.factory``) and a trainer given as an
+    import path are rebuilt from the manifest, with nothing passed.
     The data is checked sample by sample (:func:`reopen_data`): forgotten samples may be gone from the
     source; any other change is refused naming the samples.
     """
@@ -347,6 +376,8 @@ def open_run(path: str | Path, *, splits: DatasetSplits | None = None,
     config = RunConfig.from_dict(store.manifest["config"])
     if store.manifest["data"].get("user_supplied") and splits is None:
         raise StoreError(f"{path} was trained on data given in Python; pass splits= to open_run")
+    if model_factory is None and config.model.factory:  # a recorded factory: import it now, or say how
+        check_model_factory(config, where=str(path))
     chosen = trainer_for_run(store.manifest.get("trainer"), trainer, path)
     data = apply_canary(store.manifest, config, reopen_data(config, store, splits))
     return Run(store, config, data, model_factory, chosen)

@@ -36,7 +36,6 @@ tensor(1.)
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -45,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._imports import resolve_object
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -215,22 +215,6 @@ def _as_loss(value: Any) -> torch.Tensor:
 DEFAULT = Trainer()
 
 
-def _resolve(path: str) -> Any:
-    """The object at import path ``"pkg.mod:attr"`` (``attr`` may be dotted)."""
-    module, sep, attr = path.partition(":")
-    if not sep or not module or not attr:
-        raise ConfigError(f"Expected a trainer import path like \"mypkg.training:trainer\", but got {path!r}")
-    try:
-        obj: Any = importlib.import_module(module)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import module {module!r} of trainer {path!r} ({exc}); is it on sys.path?") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ConfigError(f"module {module!r} has no attribute {attr!r} (trainer {path!r})")
-        obj = getattr(obj, part)
-    return obj
-
-
 def resolve_trainer(trainer: Trainer | str | None) -> Trainer:
     """A :class:`Trainer` from what a caller gives: ``None`` (the built-in loop), a Trainer, or an import
     path ``"pkg.mod:attr"`` naming a Trainer or a function of no arguments that returns one."""
@@ -241,7 +225,7 @@ def resolve_trainer(trainer: Trainer | str | None) -> Trainer:
     if not isinstance(trainer, str):
         raise ConfigError(f"Expected `trainer` to be an obliviate Trainer or an import path \"pkg.mod:attr\", but got "
                           f"{type(trainer).__name__}")
-    obj = _resolve(trainer)
+    obj = resolve_object(trainer, example="mypkg.training:trainer")
     if not isinstance(obj, Trainer) and callable(obj):
         obj = obj()
     if not isinstance(obj, Trainer):
