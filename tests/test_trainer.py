@@ -239,3 +239,23 @@ def test_cli_inspect_names_the_trainer_and_forget_refuses_a_python_trainer(smoot
     err = capsys.readouterr().err
     assert "given in Python" in err and "import path" in err and len(err.strip().splitlines()) == 1
     assert store_files(run.path) == before
+
+
+def test_trainer_named_in_the_config(tmp_path):
+    """`training.trainer` in TOML names the user's trainer by import path: recorded, rebuilt by open_run."""
+    from obliviate.training import RunConfig, open_run, train_run
+
+    cfg = RunConfig.from_dict({"training": {"blocks": 2, "epochs_per_block": 1, "trainer": "tests._trainers:SMOOTH"}})
+    run = train_run(cfg, tmp_path / "r")
+    assert run.manifest["trainer"]["path"] == "tests._trainers:SMOOTH"
+    assert open_run(tmp_path / "r").trainer.describe() == run.trainer.describe()
+
+
+def test_bad_trainer_path_in_the_config_is_one_clear_error():
+    import pytest
+
+    from obliviate.errors import ConfigError
+    from obliviate.training import RunConfig
+
+    with pytest.raises(ConfigError, match="training.trainer"):
+        RunConfig.from_dict({"training": {"trainer": "not a path"}})

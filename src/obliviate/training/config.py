@@ -94,6 +94,10 @@ class TrainingConfig:
     device: str = field(default="cpu", metadata=_doc(
         "where blocks are trained: \"cpu\" (bit-exact replay) or \"cuda\" / \"cuda:N\" (when present); the chain "
         "is stored on the CPU either way"))
+    trainer: str = field(default="", metadata=_doc(
+        "your own training step: an import path package.module:attribute naming an obliviate Trainer (or a "
+        "function returning one; docs/training.md); empty: the built-in cross-entropy loop. `--trainer` and "
+        "train_run(trainer=...) take precedence"))
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,13 @@ class RunConfig:
                 raise ConfigError(f"Expected `{key}` to be one of {', '.join(allowed)}, but got {value!r}")
         if not (t.device == "cpu" or t.device == "cuda" or (t.device.startswith("cuda:") and t.device[5:].isdigit())):
             raise bad("training.device", "\"cpu\", \"cuda\" or \"cuda:N\"", t.device)
+        if t.trainer:
+            from .._imports import check_import_path
+
+            try:
+                check_import_path(t.trainer)
+            except ConfigError as exc:
+                raise ConfigError(f"`training.trainer`: {exc}") from None
         if t.partition == "order" and not t.order_file:
             raise ConfigError("training.partition = \"order\" needs training.order_file, a file of ids one per line")
         if not 0 <= self.data.validation_fraction < 1:

@@ -152,6 +152,8 @@ def train_run(config: RunConfig, out: str | Path, *, resume: bool = False, split
     out = Path(out)
     if model_factory is None:
         check_model_factory(config)  # a factory that cannot be imported fails before any data or store
+    if trainer is None and config.training.trainer:
+        trainer = config.training.trainer
     chosen = resolve_trainer(trainer)
     data = prepare_data(config, splits)
     start: Start | None = None
