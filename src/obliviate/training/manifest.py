@@ -101,8 +101,31 @@ class BlockRecord(_Record):
     stitched_by_request: int | None = None  # the request whose stitch re-based this block's snapshot
 
 
+class PaperNames:
+    """Readable names beside the paper's ``d``, ``m``, ``t`` (for request records and forget results)."""
+
+    d: int | None
+    m: int | None
+    t: int | None
+
+    @property
+    def first_block(self) -> int | None:
+        """``d``: the first block that held a deleted sample."""
+        return self.d
+
+    @property
+    def last_deleted_block(self) -> int | None:
+        """``m``: the last block that held a deleted sample."""
+        return self.m
+
+    @property
+    def last_retrained_block(self) -> int | None:
+        """``t``: the last retrained block, after which the stored chain was stitched back on."""
+        return self.t
+
+
 @dataclass(kw_only=True)
-class RequestRecord(_Record):
+class RequestRecord(PaperNames, _Record):
     """One forget request as the manifest keeps it. ``d``, ``m``, ``t`` are the paper's names: the first
     block holding a deleted sample, the last one, and the block after which the chain was stitched
     (readable aliases, as on :class:`~obliviate.unlearning.ForgetResult`: :attr:`first_block`,
@@ -137,20 +160,6 @@ class RequestRecord(_Record):
     subject_hashes: list[str] | None = None
     client_ref: str | None = None
 
-    @property
-    def first_block(self) -> int | None:
-        """``d``: the first block that held a deleted sample."""
-        return self.d
-
-    @property
-    def last_deleted_block(self) -> int | None:
-        """``m``: the last block that held a deleted sample."""
-        return self.m
-
-    @property
-    def last_retrained_block(self) -> int | None:
-        """``t``: the last retrained block, after which the stored chain was stitched back on."""
-        return self.t
 
 
 @dataclass(kw_only=True)

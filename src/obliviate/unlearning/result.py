@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ..training.manifest import PaperNames
+
 
 @dataclass
-class ForgetResult:
+class ForgetResult(PaperNames):  # readable names beside the paper's d, m, t
     """What a forget request did. ``speedup_vs_recorded`` divides the run's recorded full-training time
     by this request's wall time; benchmarks and the demo time a real retrain beside it instead."""
 
@@ -65,15 +67,3 @@ class ForgetResult:
             return f"exact ({self.blocks_retrained} of {self.blocks_total - self.d + 1} blocks replayed)"
         return self.outcome
 
-    # readable names beside the paper's d, m, t
-    @property
-    def first_block(self) -> int | None:
-        return self.d
-
-    @property
-    def last_deleted_block(self) -> int | None:
-        return self.m
-
-    @property
-    def last_retrained_block(self) -> int | None:
-        return self.t
