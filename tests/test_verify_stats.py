@@ -205,3 +205,30 @@ def test_binomial_tail_matches_scipy():
         expected = float(binom.sf(k - 1, n, p))
         got = binomial_sf(k, n, p)
         assert abs(got - expected) <= 1e-4 * expected + 1e-300, (k, n, p, got, expected)
+
+
+def test_fidelity_judged_against_an_original_outside_the_cloud():
+    """When the original itself is outside the oracle cloud, a candidate as good as the original is faithful
+    relative to it (``centre``), while one clearly worse than the original is still rejected."""
+    import numpy as np
+
+    from obliviate.verify.faithful import faithful_test, original_centre
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 10, size=2000)
+
+    def noisy(p):
+        flip = rng.random(labels.size) < p
+        return np.where(flip, (labels + 1 + rng.integers(0, 9, size=labels.size)) % 10, labels)
+
+    oracles = np.stack([noisy(0.04) for _ in range(8)])
+    original = noisy(0.09)  # 5 points below the cloud: the run itself is an outlier
+    base = faithful_test(original, oracles, labels)
+    assert base.verdict == "no"
+    like_original = original.copy()
+    like_original[:10] = labels[:10]  # a deletion changes a few predictions
+    assert faithful_test(like_original, oracles, labels).verdict == "no"  # against the cloud alone
+    centre = original_centre(base, None)
+    assert faithful_test(like_original, oracles, labels, centre=centre).verdict == "yes"
+    worse = noisy(0.2)
+    assert faithful_test(worse, oracles, labels, centre=centre).verdict == "no"

@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from ..training.chain import State, state_after
 from ..training.run import Run, open_run
 from .canary import canary_verdict
-from .faithful import faithful_test
+from .faithful import faithful_test, original_centre
 from .forgotten import NOTHING, forgotten_test, per_example_t, scale
 from .membership import model_confidences
 from .metrics import roc_auc, roc_curve
@@ -214,9 +214,29 @@ def judge(run: Run, ev: Evidence, candidate: nn.Module, settings: VerifySettings
         faithful["original_p_value"] = base.p_value
         faithful["original"] = base.candidate
         if fid.verdict == "no" and base.verdict == "no":
-            faithful["reasons"].append(f"the original model is itself outside the oracle cloud (p = {base.p_value:.2g},"
-                                       f" accuracy {base.candidate['accuracy']:.4f}): the run's own data order is an "
-                                       f"outlier, not only this candidate")
+            # the run itself is outside the cloud, so every honest deletion of it inherits that: judge the
+            # candidate against the original instead (the oracles' spread, centred on the original's values)
+            rel = faithful_test(pred, ev.oracle_pred_test, run.test.y.numpy(), alpha=settings.fidelity_alpha,
+                                accuracy_tolerance=settings.accuracy_tolerance,
+                                agreement_tolerance=settings.agreement_tolerance, retained_phi=phi_r,
+                                oracle_retained_phi=ev.oracle_phi_r, later_phi=phi_l,
+                                oracle_later_phi=ev.oracle_phi_l, centre=original_centre(base, ev.original_phi_l))
+            faithful["relative_to_original"] = {"verdict": rel.verdict, "p_value": rel.p_value,
+                                                "p_accuracy": rel.p_accuracy, "p_agreement": rel.p_agreement,
+                                                "p_retained": rel.p_retained, "p_later": rel.p_later}
+            outlier = (f"the original model is itself outside the oracle cloud (p = {base.p_value:.2g}, accuracy "
+                       f"{base.candidate['accuracy']:.4f}): the run's own data order is an outlier, not only this "
+                       f"candidate")
+            if rel.verdict == "yes":
+                faithful["verdict"] = "yes"
+                faithful["judged_against"] = "original"
+                faithful["reasons"] = [f"{outlier}; judged against the original instead (the oracles' spread around "
+                                       f"the original's values), the candidate is no worse than the original "
+                                       f"(p = {rel.p_value:.2g} > {settings.fidelity_alpha}); against the cloud "
+                                       f"alone: p = {fid.p_value:.2g}"]
+            else:
+                faithful["reasons"].append(f"{outlier}; judged against the original, the candidate is worse still "
+                                           f"(p = {rel.p_value:.2g} <= {settings.fidelity_alpha})")
     return VerificationReport(
         run=str(run.path), ids=list(ev.oracle_set.ids), model=label, forgotten=forgotten, faithful=faithful,
         roc={"fpr": curve.fpr, "tpr": curve.tpr, "auc": roc_auc(scores, labels), "positives": int(ft.t.size),

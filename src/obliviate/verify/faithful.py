@@ -53,7 +53,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["FaithfulTest", "faithful_test"]
+__all__ = ["FaithfulTest", "faithful_test", "original_centre"]
 
 
 @dataclass
@@ -96,24 +96,43 @@ def _fit_p(phi: np.ndarray | None, oracle_phi: np.ndarray | None) -> float | Non
     return user_test(scale(phi).reshape(-1), ref, null_statistics(ref)).p_value
 
 
-def _learnt_p(phi: np.ndarray | None, oracle_phi: np.ndarray | None) -> float | None:
-    """Lower-tail p of the mean ``asinh(phi)`` (m,) as a new draw of the oracles' ``(N, m)`` means; None when absent."""
+def _learnt_p(phi: np.ndarray | None, oracle_phi: np.ndarray | None, centre: float | None = None) -> float | None:
+    """Lower-tail p of the mean ``asinh(phi)`` (m,) as a new draw of the oracles' ``(N, m)`` means (moved to
+    ``centre`` when given, keeping their spread); None when absent."""
     if phi is None or oracle_phi is None or not np.size(phi):
         return None
     from .forgotten import scale
 
     means = scale(oracle_phi).mean(axis=1)
+    if centre is not None:
+        means = means - means.mean() + centre
     return _lower_p(float(scale(phi).mean()), means, 1e-6)
+
+
+def original_centre(original: FaithfulTest, original_later_phi: np.ndarray | None) -> dict[str, float]:
+    """The original model's accuracy, agreement and later-blocks fit: the ``centre`` of :func:`faithful_test`."""
+    from .forgotten import scale
+
+    out = {"accuracy": float(original.candidate["accuracy"]), "agreement": float(original.candidate["agreement"])}
+    if original_later_phi is not None and np.size(original_later_phi):
+        out["later"] = float(scale(original_later_phi).mean())
+    return out
 
 
 def faithful_test(candidate_pred: np.ndarray, oracle_preds: np.ndarray, labels: np.ndarray, *,
                   alpha: float = 0.01, accuracy_tolerance: float = 0.005,
                   agreement_tolerance: float = 0.005, retained_phi: np.ndarray | None = None,
                   oracle_retained_phi: np.ndarray | None = None, later_phi: np.ndarray | None = None,
-                  oracle_later_phi: np.ndarray | None = None) -> FaithfulTest:
+                  oracle_later_phi: np.ndarray | None = None,
+                  centre: dict[str, float] | None = None) -> FaithfulTest:
     """Test predicted labels ``candidate_pred`` (n,) against the oracles' ``(N, n)`` on a test set and,
     when given, the confidence on retained samples (``retained_phi`` (m,), ``oracle_retained_phi`` (N, m))
-    and on the later blocks' samples the shared start fits worst (``later_phi``, ``oracle_later_phi``)."""
+    and on the later blocks' samples the shared start fits worst (``later_phi``, ``oracle_later_phi``).
+
+    ``centre`` (``{"accuracy", "agreement", "later"}``, the original model's values: see
+    :func:`original_centre`) moves the null of those statistics to the original while keeping the oracles'
+    spread: "no worse than the original, by more than seeds vary". Used only when the original is itself
+    outside the oracle cloud (``obliviate.verify.candidate.judge``); the retained fit keeps its null."""
     c = np.asarray(candidate_pred).reshape(-1)
     o = np.asarray(oracle_preds)
     y = np.asarray(labels).reshape(-1)
@@ -128,11 +147,15 @@ def faithful_test(candidate_pred: np.ndarray, oracle_preds: np.ndarray, labels: 
     agree_c_each = (o == c).mean(axis=1)
     agree_c = float(agree_c_each.mean())
     floor_sd = 1.0 / n  # one prediction: the resolution of both statistics
-    p_acc = _lower_p(acc_c + accuracy_tolerance, acc_o, floor_sd)
-    p_agr = _lower_p(agree_c + agreement_tolerance, agree_o, floor_sd, (n_models - 1) / (n_models - 2))
+    null_acc, null_agr = acc_o, agree_o
+    if centre is not None:
+        null_acc = acc_o - acc_o.mean() + centre["accuracy"]
+        null_agr = agree_o - agree_o.mean() + centre["agreement"]
+    p_acc = _lower_p(acc_c + accuracy_tolerance, null_acc, floor_sd)
+    p_agr = _lower_p(agree_c + agreement_tolerance, null_agr, floor_sd, (n_models - 1) / (n_models - 2))
     ps = [p_acc, p_agr]
     p_ret = _fit_p(retained_phi, oracle_retained_phi)
-    p_later = _learnt_p(later_phi, oracle_later_phi)
+    p_later = _learnt_p(later_phi, oracle_later_phi, None if centre is None else centre.get("later"))
     ps += [q for q in (p_ret, p_later) if q is not None]
     k = len(ps)
     p = float(min(1.0, k * min(ps)))
