@@ -220,7 +220,8 @@ def judge(run: Run, ev: Evidence, candidate: nn.Module, settings: VerifySettings
                                 accuracy_tolerance=settings.accuracy_tolerance,
                                 agreement_tolerance=settings.agreement_tolerance, retained_phi=phi_r,
                                 oracle_retained_phi=ev.oracle_phi_r, later_phi=phi_l,
-                                oracle_later_phi=ev.oracle_phi_l, centre=original_centre(base, ev.original_phi_l))
+                                oracle_later_phi=ev.oracle_phi_l, centre=original_centre(base, ev.original_phi_l,
+                                                                         ev.original_phi_r))
             faithful["relative_to_original"] = {"verdict": rel.verdict, "p_value": rel.p_value,
                                                 "p_accuracy": rel.p_accuracy, "p_agreement": rel.p_agreement,
                                                 "p_retained": rel.p_retained, "p_later": rel.p_later}

@@ -86,13 +86,16 @@ def _lower_p(value: float, null: np.ndarray, floor_sd: float, inflate: float = 1
     return float(student.cdf(t, n - 1))
 
 
-def _fit_p(phi: np.ndarray | None, oracle_phi: np.ndarray | None) -> float | None:
-    """The forgotten test's user-level p-value of ``phi`` (m,) against the oracles' ``(N, m)``; None when absent."""
+def _fit_p(phi: np.ndarray | None, oracle_phi: np.ndarray | None, centre: np.ndarray | None = None) -> float | None:
+    """The forgotten test's user-level p-value of ``phi`` (m,) against the oracles' ``(N, m)`` (each sample's
+    oracle values moved to ``centre``'s, keeping their spread, when given); None when absent."""
     if phi is None or oracle_phi is None or not np.size(phi):
         return None
     from .forgotten import null_statistics, scale, user_test
 
     ref = scale(oracle_phi)
+    if centre is not None:
+        ref = ref - ref.mean(axis=0, keepdims=True) + scale(np.asarray(centre)).reshape(1, -1)
     return user_test(scale(phi).reshape(-1), ref, null_statistics(ref)).p_value
 
 
@@ -109,13 +112,18 @@ def _learnt_p(phi: np.ndarray | None, oracle_phi: np.ndarray | None, centre: flo
     return _lower_p(float(scale(phi).mean()), means, 1e-6)
 
 
-def original_centre(original: FaithfulTest, original_later_phi: np.ndarray | None) -> dict[str, float]:
-    """The original model's accuracy, agreement and later-blocks fit: the ``centre`` of :func:`faithful_test`."""
+def original_centre(original: FaithfulTest, original_later_phi: np.ndarray | None,
+                    original_retained_phi: np.ndarray | None = None) -> dict[str, Any]:
+    """The original model's accuracy, agreement, retained confidences and later-blocks fit: the ``centre``
+    of :func:`faithful_test`."""
     from .forgotten import scale
 
-    out = {"accuracy": float(original.candidate["accuracy"]), "agreement": float(original.candidate["agreement"])}
+    out: dict[str, Any] = {"accuracy": float(original.candidate["accuracy"]),
+                           "agreement": float(original.candidate["agreement"])}
     if original_later_phi is not None and np.size(original_later_phi):
         out["later"] = float(scale(original_later_phi).mean())
+    if original_retained_phi is not None and np.size(original_retained_phi):
+        out["retained"] = np.asarray(original_retained_phi, dtype=float).reshape(-1)
     return out
 
 
@@ -124,15 +132,15 @@ def faithful_test(candidate_pred: np.ndarray, oracle_preds: np.ndarray, labels: 
                   agreement_tolerance: float = 0.005, retained_phi: np.ndarray | None = None,
                   oracle_retained_phi: np.ndarray | None = None, later_phi: np.ndarray | None = None,
                   oracle_later_phi: np.ndarray | None = None,
-                  centre: dict[str, float] | None = None) -> FaithfulTest:
+                  centre: dict[str, Any] | None = None) -> FaithfulTest:
     """Test predicted labels ``candidate_pred`` (n,) against the oracles' ``(N, n)`` on a test set and,
     when given, the confidence on retained samples (``retained_phi`` (m,), ``oracle_retained_phi`` (N, m))
     and on the later blocks' samples the shared start fits worst (``later_phi``, ``oracle_later_phi``).
 
-    ``centre`` (``{"accuracy", "agreement", "later"}``, the original model's values: see
-    :func:`original_centre`) moves the null of those statistics to the original while keeping the oracles'
+    ``centre`` (``{"accuracy", "agreement", "retained", "later"}``, the original model's values: see
+    :func:`original_centre`) moves the null of every statistic to the original while keeping the oracles'
     spread: "no worse than the original, by more than seeds vary". Used only when the original is itself
-    outside the oracle cloud (``obliviate.verify.candidate.judge``); the retained fit keeps its null."""
+    outside the oracle cloud (``obliviate.verify.candidate.judge``)."""
     c = np.asarray(candidate_pred).reshape(-1)
     o = np.asarray(oracle_preds)
     y = np.asarray(labels).reshape(-1)
@@ -154,7 +162,7 @@ def faithful_test(candidate_pred: np.ndarray, oracle_preds: np.ndarray, labels: 
     p_acc = _lower_p(acc_c + accuracy_tolerance, null_acc, floor_sd)
     p_agr = _lower_p(agree_c + agreement_tolerance, null_agr, floor_sd, (n_models - 1) / (n_models - 2))
     ps = [p_acc, p_agr]
-    p_ret = _fit_p(retained_phi, oracle_retained_phi)
+    p_ret = _fit_p(retained_phi, oracle_retained_phi, None if centre is None else centre.get("retained"))
     p_later = _learnt_p(later_phi, oracle_later_phi, None if centre is None else centre.get("later"))
     ps += [q for q in (p_ret, p_later) if q is not None]
     k = len(ps)
