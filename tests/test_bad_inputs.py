@@ -310,6 +310,7 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     # ---- demo and the top level
     ("demo-workdir-is-file", lambda c: ["demo", "--workdir", c.file("wd", "x")], "is a file"),
     ("demo-unknown-flag", lambda c: ["demo", "--fast"], "unrecognized"),
+    ("demo-threads-negative", lambda c: ["demo", "--threads", "-1"], "--threads"),
     ("top-no-command", lambda c: [], "COMMAND"),
     ("top-unknown-command", lambda c: ["unlearn"], "invalid choice"),
 ]

@@ -11,12 +11,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="train on digits with a canary user, forget them, compare with exact retrain")
     p.add_argument("--workdir", help="keep the runs in this folder (default: a temporary folder, removed)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the demo's models and batches are small, and more threads "
+                        "contend with other work, many times slower on a busy machine; 0 keeps torch's default)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    import torch
 
+    from ..demo import run_demo
+    from ..errors import ConfigError
+
+    if not 0 <= args.threads <= 1024:
+        raise ConfigError(f"Expected argument `--threads` to be an int in [0, 1024], but got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = run_demo(args.workdir)
     if args.json:
         emit_json(out)
