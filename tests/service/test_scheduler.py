@@ -10,7 +10,7 @@ from tests.service._server import copy_run
 from obliviate.service.config import SchedulerSettings
 from obliviate.service.ledger import Ledger
 from obliviate.service.receipts import verify_receipt
-from obliviate.service.scheduler import Scheduler, choose_plan, fallback_predict_cost, model_fingerprint
+from obliviate.service.scheduler import Scheduler, choose_plan, model_fingerprint, predict_cost
 from obliviate.training import open_run
 from obliviate.unlearning import forget
 
@@ -19,7 +19,7 @@ def test_plan_follows_predicted_cost(service_run_master):
     run = service_run_master
     early, late = int(run.block_ids(1)[0]), int(run.block_ids(5)[0])
     # exact: coalescing never costs more (one replay from the first block)
-    mode, groups, pred = choose_plan(run, [("a", [early]), ("b", [late])], "exact", fallback_predict_cost)
+    mode, groups, pred = choose_plan(run, [("a", [early]), ("b", [late])], "exact", predict_cost)
     assert mode == "coalesced" and groups == [["a", "b"]] and pred["coalesced_s"] <= pred["sequential_s"]
     # a cost model where each one-block forget is cheap and a long replay is dear: sequential wins
     def cost(_run, ids, _method):

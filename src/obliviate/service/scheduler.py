@@ -22,50 +22,17 @@ from typing import Any
 from .._faults import crash_point
 from .._json import jsonable
 from ..errors import ObliviateError
+from ..unlearning.planner import predict_cost as _planner_predict_cost
 from .ledger import Ledger
 from .receipts import DOES_NOT_PROVE, FORMAT, PROVES, VERSION, sign_receipt
 
 log = logging.getLogger(__name__)
 RETRY_S = 5.0  # pause after an unexpected error of the worker before it tries again
 
-_planner_cost: Callable[..., float] | None
-try:  # the engine's planner (the lead's obliviate.unlearning.planner), when present
-    from ..unlearning.planner import predict_cost as _planner_cost
-except ImportError:  # pragma: no cover - depends on the installed engine
-    _planner_cost = None
-
-
-def fallback_predict_cost(run: Any, ids: list[int], method: str = "deepobliviate") -> float:
-    """Predicted seconds of ``forget(run, ids, method=...)`` from the recorded per-block wall times.
-
-    Used only while ``obliviate.unlearning.planner.predict_cost`` is missing. ``exact``: blocks ``d..B``;
-    ``retrain``: every block; ``deepobliviate``: blocks ``d..m`` (first to last block holding a sample)
-    plus about one block for the stitch and its guard.
-
-    >>> class R:
-    ...     manifest = {"blocks": [{"wall_time_s": 1.0}] * 4}
-    ...     def block_of(self): return {7: 2, 9: 3}
-    >>> fallback_predict_cost(R(), [7], "exact"), fallback_predict_cost(R(), [7, 9]), fallback_predict_cost(R(), [])
-    (3.0, 3.0, 0.0)
-    """
-    blocks = run.manifest["blocks"]
-    wall = [float(b.get("wall_time_s") or 0.0) for b in blocks]
-    block_of = run.block_of()
-    hit = sorted({block_of[i] for i in ids if i in block_of})
-    if not hit or not wall:
-        return 0.0
-    d, m, total = hit[0], hit[-1], len(wall)
-    if method == "retrain":
-        return sum(wall)
-    if method == "exact":
-        return sum(wall[d - 1:])
-    return sum(wall[d - 1:m]) + sum(wall) / total
-
-
 def predict_cost(run: Any, ids: list[int], method: str = "deepobliviate") -> float:
-    if _planner_cost is not None:
-        return float(_planner_cost(run, ids, method=method))
-    return fallback_predict_cost(run, ids, method)
+    """Predicted seconds of ``forget(run, ids, method=...)``: the engine's planner
+    (:func:`obliviate.unlearning.planner.predict_cost`)."""
+    return float(_planner_predict_cost(run, ids, method=method))
 
 
 def choose_plan(run: Any, requests: list[tuple[str, list[int]]], method: str,
