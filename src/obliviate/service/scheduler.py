@@ -22,18 +22,12 @@ from typing import Any
 from .._faults import crash_point
 from .._json import jsonable
 from ..errors import ObliviateError
-from ..unlearning.planner import predict_cost as _planner_predict_cost
+from ..unlearning.planner import predict_cost  # the engine's planner: what choose_plan weighs
 from .ledger import Ledger
 from .receipts import DOES_NOT_PROVE, FORMAT, PROVES, VERSION, sign_receipt
 
 log = logging.getLogger(__name__)
 RETRY_S = 5.0  # pause after an unexpected error of the worker before it tries again
-
-def predict_cost(run: Any, ids: list[int], method: str = "deepobliviate") -> float:
-    """Predicted seconds of ``forget(run, ids, method=...)``: the engine's planner
-    (:func:`obliviate.unlearning.planner.predict_cost`)."""
-    return float(_planner_predict_cost(run, ids, method=method))
-
 
 def choose_plan(run: Any, requests: list[tuple[str, list[int]]], method: str,
                 cost: Callable[[Any, list[int], str], float] = predict_cost,

@@ -14,7 +14,7 @@ The file is outside the store (a refused command leaves the store byte for byte 
 a cache: unreadable, stale or missing, it is ignored and rebuilt; a failed write is logged and ignored.
 
 >>> import tempfile, os, pathlib
->>> os.environ["OBLIVIATE_CACHE_DIR"] = tempfile.mkdtemp()
+>>> was = os.environ.get("OBLIVIATE_CACHE_DIR"); os.environ["OBLIVIATE_CACHE_DIR"] = tempfile.mkdtemp()
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "payload.bin"
 >>> _ = p.write_bytes(b"abc")
 >>> remember(p, "ba7816bf")
@@ -22,6 +22,7 @@ a cache: unreadable, stale or missing, it is ignored and rebuilt; a failed write
 'ba7816bf'
 >>> save(p.parent, [p.name]); _HASHES.clear(); load(p.parent)[p.name][-1]
 'ba7816bf'
+>>> _ = os.environ.pop("OBLIVIATE_CACHE_DIR") if was is None else os.environ.update(OBLIVIATE_CACHE_DIR=was)
 """
 
 from __future__ import annotations

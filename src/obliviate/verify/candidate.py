@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from ..training.chain import State, state_after
 from ..training.run import Run, open_run
 from .canary import canary_verdict
-from .faithful import faithful_test, original_centre
+from .faithful import FaithfulTest, faithful_test, original_centre
 from .forgotten import NOTHING, forgotten_test, per_example_t, scale
 from .membership import model_confidences
 from .metrics import roc_auc, roc_curve
@@ -167,10 +167,17 @@ def judge(run: Run, ev: Evidence, candidate: nn.Module, settings: VerifySettings
     bad = int(np.sum(~np.isfinite(out_u.logits)))
     loss_u = np.nan_to_num(out_u.loss, nan=PHI_CAP, posinf=PHI_CAP)
     ft = forgotten_test(phi_u, ev.oracle_phi_u, original_phi=ev.original_phi_u, alpha=settings.alpha)
-    fid = faithful_test(pred, ev.oracle_pred_test, run.test.y.numpy(), alpha=settings.fidelity_alpha,
-                        accuracy_tolerance=settings.accuracy_tolerance,
-                        agreement_tolerance=settings.agreement_tolerance, retained_phi=phi_r,
-                        oracle_retained_phi=ev.oracle_phi_r, later_phi=phi_l, oracle_later_phi=ev.oracle_phi_l)
+    labels_test = run.test.y.numpy()
+
+    def fidelity(predictions: np.ndarray, retained: np.ndarray | None, later: np.ndarray | None,
+                 centre: dict[str, Any] | None = None) -> FaithfulTest:
+        return faithful_test(predictions, ev.oracle_pred_test, labels_test, alpha=settings.fidelity_alpha,
+                             accuracy_tolerance=settings.accuracy_tolerance,
+                             agreement_tolerance=settings.agreement_tolerance, retained_phi=retained,
+                             oracle_retained_phi=ev.oracle_phi_r, later_phi=later, oracle_later_phi=ev.oracle_phi_l,
+                             centre=centre)
+
+    fid = fidelity(pred, phi_r, phi_l)
     verdict, reasons = ft.verdict, list(ft.reasons)
     if bad:
         reasons.append(f"the candidate's outputs on U hold {bad} non-finite logits (a diverged model): read as no "
@@ -206,22 +213,13 @@ def judge(run: Run, ev: Evidence, candidate: nn.Module, settings: VerifySettings
     faithful = fid.to_dict()
     faithful["reasons"] = fid.reasons
     if ev.original_pred_test is not None:  # the same test on the original: is the run itself inside the cloud?
-        base = faithful_test(ev.original_pred_test, ev.oracle_pred_test, run.test.y.numpy(),
-                             alpha=settings.fidelity_alpha, accuracy_tolerance=settings.accuracy_tolerance,
-                             agreement_tolerance=settings.agreement_tolerance, retained_phi=ev.original_phi_r,
-                             oracle_retained_phi=ev.oracle_phi_r, later_phi=ev.original_phi_l,
-                             oracle_later_phi=ev.oracle_phi_l)
+        base = fidelity(ev.original_pred_test, ev.original_phi_r, ev.original_phi_l)
         faithful["original_p_value"] = base.p_value
         faithful["original"] = base.candidate
         if fid.verdict == "no" and base.verdict == "no":
             # the run itself is outside the cloud, so every honest deletion of it inherits that: judge the
             # candidate against the original instead (the oracles' spread, centred on the original's values)
-            rel = faithful_test(pred, ev.oracle_pred_test, run.test.y.numpy(), alpha=settings.fidelity_alpha,
-                                accuracy_tolerance=settings.accuracy_tolerance,
-                                agreement_tolerance=settings.agreement_tolerance, retained_phi=phi_r,
-                                oracle_retained_phi=ev.oracle_phi_r, later_phi=phi_l,
-                                oracle_later_phi=ev.oracle_phi_l, centre=original_centre(base, ev.original_phi_l,
-                                                                         ev.original_phi_r))
+            rel = fidelity(pred, phi_r, phi_l, centre=original_centre(base, ev.original_phi_l, ev.original_phi_r))
             faithful["relative_to_original"] = {"verdict": rel.verdict, "p_value": rel.p_value,
                                                 "p_accuracy": rel.p_accuracy, "p_agreement": rel.p_agreement,
                                                 "p_retained": rel.p_retained, "p_later": rel.p_later}
