@@ -542,7 +542,7 @@ def overhead_case(name: str, config: RunConfig, splits: DatasetSplits, repeats: 
 
 def overhead_section(quick: bool, repeats: int, mnist: DatasetSplits | None, *,
                      fsync_diagnosis: bool = False, profile: bool = True,
-                     user_trainer_only: bool = False) -> dict[str, Any]:
+                     user_trainer_only: bool = False, datasets: tuple[str, ...] = ("mnist", "digits")) -> dict[str, Any]:
     cases = []
     digits = load_dataset("digits")
     # Warm-up: the first optimizer a process makes imports torch._dynamo (seconds); keep that out of
@@ -560,19 +560,21 @@ def overhead_section(quick: bool, repeats: int, mnist: DatasetSplits | None, *,
         cases.append(overhead_case("digits small_cnn B=4 E=1 (quick), user trainer", cfg, digits, repeats,
                                    warmup=False, trainer=USER_TRAINER, **opts))
     else:
-        assert mnist is not None
-        cfg = make_config("mnist-t10k", "lenet5", {"blocks": 100, "epochs_per_block": 5},
-                          validation_fraction=0.1)
-        if not user_trainer_only:
-            cases.append(overhead_case("mnist-t10k lenet5 B=100 E=5", cfg, mnist, repeats, warmup=False, **opts))
-        cases.append(overhead_case("mnist-t10k lenet5 B=100 E=5, user trainer", cfg, mnist, repeats, warmup=False,
-                                   trainer=USER_TRAINER, **opts))
-        cfg = make_config("digits", "small_cnn", {"blocks": 20, "epochs_per_block": 5}, validation_fraction=0.1)
-        if not user_trainer_only:
-            cases.append(overhead_case("digits small_cnn B=20 E=5", cfg, digits, max(repeats, 15), warmup=True,
-                                       **opts))
-        cases.append(overhead_case("digits small_cnn B=20 E=5, user trainer", cfg, digits, max(repeats, 15),
-                                   warmup=True, trainer=USER_TRAINER, **opts))
+        if "mnist" in datasets:
+            assert mnist is not None
+            cfg = make_config("mnist-t10k", "lenet5", {"blocks": 100, "epochs_per_block": 5},
+                              validation_fraction=0.1)
+            if not user_trainer_only:
+                cases.append(overhead_case("mnist-t10k lenet5 B=100 E=5", cfg, mnist, repeats, warmup=False, **opts))
+            cases.append(overhead_case("mnist-t10k lenet5 B=100 E=5, user trainer", cfg, mnist, repeats,
+                                       warmup=False, trainer=USER_TRAINER, **opts))
+        if "digits" in datasets:
+            cfg = make_config("digits", "small_cnn", {"blocks": 20, "epochs_per_block": 5}, validation_fraction=0.1)
+            if not user_trainer_only:
+                cases.append(overhead_case("digits small_cnn B=20 E=5", cfg, digits, max(repeats, 15), warmup=True,
+                                           **opts))
+            cases.append(overhead_case("digits small_cnn B=20 E=5, user trainer", cfg, digits, max(repeats, 15),
+                                       warmup=True, trainer=USER_TRAINER, **opts))
     return {"note": "engine defaults (adam 1e-3, cosine, batch 32, validation_fraction 0.1, snapshot_every 10, "
                     "commit_interval_s 1.0, durable store: payloads synced (syncfs) before every manifest "
                     "commit, manifest fsynced), store in a temp dir on the local disk", "cases": cases}
@@ -627,12 +629,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled extra run of each overhead case")
     parser.add_argument("--user-trainer-only", action="store_true",
                         help="overhead: only the cases with a user trainer (label smoothing, AdamW)")
+    parser.add_argument("--overhead-datasets", default="mnist,digits",
+                        help="overhead: which full-size cases to run (comma-separated from mnist, digits)")
     parser.add_argument("--fsync-diagnosis", action="store_true",
                         help="add a third overhead variant: the recorded run with the store's fsync switched off")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (2 if args.quick else 5)
+    datasets = tuple(d.strip() for d in args.overhead_datasets.split(",") if d.strip())
+    if not datasets or set(datasets) - {"mnist", "digits"}:
+        parser.error(f"--overhead-datasets takes mnist, digits or both, not {args.overhead_datasets!r}")
     started = time.perf_counter()
 
     if args.quick:
@@ -640,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
         mnist = None
     else:
         dataset, model = "mnist-t10k", "lenet5"
-        splits = mnist = load_dataset("mnist-t10k")
+        splits = mnist = load_dataset("mnist-t10k") if "mnist" in datasets or not args.skip_accuracy else None
     result: dict[str, Any] = {
         "benchmark": "recorded block training: accuracy cost (Foundation item 7) and recording overhead (item 8)",
         "quick": args.quick,
@@ -661,7 +668,8 @@ def main(argv: list[str] | None = None) -> int:
         print("recording overhead", file=sys.stderr)
         t0 = time.perf_counter()
         result["overhead"] = overhead_section(args.quick, repeats, mnist, fsync_diagnosis=args.fsync_diagnosis,
-                                              profile=not args.no_profile, user_trainer_only=args.user_trainer_only)
+                                              profile=not args.no_profile, user_trainer_only=args.user_trainer_only,
+                                              datasets=datasets)
         result["overhead"]["section_wall_s"] = round(time.perf_counter() - t0, 1)
     result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["total_wall_s"] = round(time.perf_counter() - started, 1)

@@ -90,6 +90,23 @@ def test_payload_layout_is_safetensors_readable_and_deterministic(tmp_path):
         assert torch.equal(fh.get_tensor("w"), tensors["w"])
 
 
+def test_payload_chunks_join_small_tensors_and_keep_large_ones_as_views(tmp_path):
+    from obliviate.store import payloads
+
+    small = {f"b{i}": torch.full((3,), float(i)) for i in range(20)}
+    assert len(payloads.encode_tensors(small)) == 1  # a small payload is written as one buffer
+    big = {**small, "w": torch.randn(payloads._JOIN_WHOLE // 4 + 1)}
+    chunks = payloads.encode_tensors(big)
+    views = [c for c in chunks if isinstance(c, memoryview)]
+    assert len(views) == 1 and views[0].nbytes == big["w"].numel() * 4  # the large tensor is not copied
+    assert len(chunks) <= 3  # the header and the small tensors joined around it
+    back, _ = payloads.tensors_from_bytes(b"".join(chunks))
+    assert all(torch.equal(back[k], v) for k, v in big.items())
+    store = RunStore.create(tmp_path / "s", {})
+    ref = store.put("x", big)  # written from the chunks: the same file as from the joined bytes
+    assert (tmp_path / "s" / ref["file"]).read_bytes() == b"".join(chunks)
+
+
 def test_payload_of_an_unsupported_dtype_is_refused_naming_the_tensor(tmp_path):
     store = RunStore.create(tmp_path / "run", {})
     with pytest.raises(TypeError, match="'z'.*complex64"):

@@ -57,15 +57,56 @@ def encode_tensors(tensors: dict[str, torch.Tensor],
         if t.dtype not in _DTYPES:
             raise TypeError(f"tensor {name!r} has dtype {t.dtype}, which a payload cannot hold; convert it to "
                             f"one of {sorted(str(d) for d in _DTYPES)}")
-        t = t.cpu().contiguous()
+        if t.device.type != "cpu" or not t.is_contiguous():
+            t = t.cpu().contiguous()
         n = t.numel() * t.element_size()
         header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
         offset += n
-        # numpy's stubs declare ndarray's buffer protocol (__buffer__) only for Python >= 3.12
-        views.append(memoryview(t.reshape(-1).view(torch.uint8).numpy()) if n else b"")  # type: ignore[arg-type]
+        views.append(_bytes_view(t) if n else b"")
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-(len(text) + 8) % 8)
-    return [len(text).to_bytes(8, "little") + text, *views]
+    return _coalesced([len(text).to_bytes(8, "little") + text, *views])
+
+
+#: dtypes numpy holds as they are: their memory is viewed through ``Tensor.numpy()`` (cheaper than the
+#: reshape/view chain the others take)
+_NUMPY_DTYPES = frozenset({torch.float64, torch.float32, torch.float16, torch.int64, torch.int32, torch.int16,
+                           torch.int8, torch.uint8, torch.bool})
+
+
+def _bytes_view(t: torch.Tensor) -> memoryview:
+    """The bytes of a non-empty contiguous CPU tensor, without a copy."""
+    if t.dtype in _NUMPY_DTYPES:
+        return memoryview(t.numpy()).cast("B")  # type: ignore[arg-type]  # numpy stubs: __buffer__ is 3.12+
+    return memoryview(t.reshape(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]
+
+
+#: A payload up to ``_JOIN_WHOLE`` bytes is written as one ``bytes`` (one copy, then one hash update
+#: and one write); in a larger one, runs of chunks below ``_JOIN_BELOW`` are joined and large tensors
+#: stay zero-copy views. Each hash update and write lets the training thread and the writer trade the
+#: interpreter lock, which costs more than the copy for small models with many small tensors.
+_JOIN_WHOLE = 1 << 20
+_JOIN_BELOW = 64 * 1024
+
+
+def _coalesced(chunks: list[memoryview | bytes]) -> list[memoryview | bytes]:
+    """``chunks`` with small ones joined, as described above."""
+    sizes = [memoryview(c).nbytes for c in chunks]
+    if sum(sizes) <= _JOIN_WHOLE:
+        return [b"".join(chunks)]
+    out: list[memoryview | bytes] = []
+    run: list[memoryview | bytes] = []
+    for chunk, size in zip(chunks, sizes):
+        if size < _JOIN_BELOW:
+            run.append(chunk)
+            continue
+        if run:
+            out.append(b"".join(run))
+            run = []
+        out.append(chunk)
+    if run:
+        out.append(b"".join(run))
+    return out
 
 
 def tensors_to_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:

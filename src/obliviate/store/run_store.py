@@ -69,6 +69,7 @@ class RunStore:
         self.manifest = manifest
         self.durable = durable
         self._unsynced: list[Path] = []  # payloads written but not yet made durable
+        self._wrote = False  # payloads written since the last commit (their hashes go to the cache)
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -137,9 +138,14 @@ class RunStore:
         size = sum(memoryview(c).nbytes for c in chunks)
         name = f"{kind}-{digest[:20]}.safetensors"
         path = self.root / PAYLOADS / name
-        if not (path.exists() and path.stat().st_size == size):
+        try:
+            present = os.stat(path).st_size == size
+        except FileNotFoundError:
+            present = False
+        if not present:
             atomic_write_chunks(path, chunks, durable=False)  # made durable in one go by the next commit
             self._unsynced.append(path)
+            self._wrote = True
             hash_cache.remember(path, digest)  # what was just written: a later check need not re-read it
         return {"file": f"{PAYLOADS}/{name}", "sha256": digest, "bytes": size}
 
@@ -167,15 +173,22 @@ class RunStore:
             return str(exc)
         return None
 
+    def sync_payloads(self) -> None:
+        """Make the payloads written so far (and their names) durable now, so that the next commit's
+        barrier has only the manifest left: a writer thread calls it while the caller does other work."""
+        if self.durable and self._unsynced:
+            sync_files(self._unsynced, dirs=[self.root / PAYLOADS])
+        self._unsynced = []
+
     # -- manifest --------------------------------------------------------------------------------
     def commit(self, manifest: dict[str, Any]) -> None:
         """Atomically replace the manifest. Every payload it names must already be written."""
         data = json.dumps(manifest, separators=(",", ":")).encode()  # compact: rewritten often
-        wrote = bool(self._unsynced)
+        wrote = self._wrote
         if not self.durable:
             atomic_write_bytes(self.root / MANIFEST, data, durable=False)
             self.manifest = manifest
-            self._unsynced = []
+            self._unsynced, self._wrote = [], False
             self._save_hashes(wrote)
             return
         # one barrier makes the payloads (content and names) and the new manifest's content durable
@@ -188,6 +201,7 @@ class RunStore:
         os.replace(tmp, self.root / MANIFEST)
         fsync_dir(self.root)
         self.manifest = manifest
+        self._wrote = False
         self._save_hashes(wrote)
 
     def _save_hashes(self, wrote: bool) -> None:

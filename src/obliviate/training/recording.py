@@ -200,7 +200,8 @@ def _resume_state(run: Run) -> Start:
 
 def _train_blocks(run: Run, start: Start | None) -> None:
     """Train the blocks not stored yet, from ``start`` (a fresh run's initial model and optimizer) or
-    from the stored chain. The writer's last payloads are written while the final model is evaluated."""
+    from the stored chain. The writer's last payloads are written, and made durable, while the final
+    model is evaluated."""
     store, cfg = run.store, run.config
     B = cfg.training.blocks
     first = len(store.manifest["blocks"]) + 1
@@ -221,6 +222,7 @@ def _train_blocks(run: Run, start: Start | None) -> None:
             record = {"index": k, "size": len(pos), "loss": loss, "wall_time_s": wall, "origin": "trained"}
             writer.submit(_block_job(store, record, update, opt_tensors, opt_meta, snapshot, pacing))
         loop = time.perf_counter() - t_start
+        writer.submit(store.sync_payloads)  # the payloads' barrier overlaps the evaluation below
         t_eval = time.perf_counter()
         val_logits = predict_logits(model, run.validation.x)
         eval_s = time.perf_counter() - t_eval
