@@ -571,9 +571,9 @@ def overhead_section(quick: bool, repeats: int, mnist: DatasetSplits | None, *,
         if "digits" in datasets:
             cfg = make_config("digits", "small_cnn", {"blocks": 20, "epochs_per_block": 5}, validation_fraction=0.1)
             if not user_trainer_only:
-                cases.append(overhead_case("digits small_cnn B=20 E=5", cfg, digits, max(repeats, 15), warmup=True,
+                cases.append(overhead_case("digits small_cnn B=20 E=5", cfg, digits, max(3 * repeats, 15), warmup=True,
                                            **opts))
-            cases.append(overhead_case("digits small_cnn B=20 E=5, user trainer", cfg, digits, max(repeats, 15),
+            cases.append(overhead_case("digits small_cnn B=20 E=5, user trainer", cfg, digits, max(3 * repeats, 15),
                                        warmup=True, trainer=USER_TRAINER, **opts))
     return {"note": "engine defaults (adam 1e-3, cosine, batch 32, validation_fraction 0.1, snapshot_every 10, "
                     "commit_interval_s 1.0, durable store: payloads synced (syncfs) before every manifest "
@@ -620,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: steadiest on a shared 2-core machine; 0 = torch's default)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repetitions per overhead case "
-                        "(default 5, the digits case at least 9; 2 with --quick)")
+                        "(default 5; the digits cases, whose runs take under a second, 3x as many and at least 15; 2 with --quick)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="accuracy runs in parallel processes, each with --threads torch threads (default 2; "
                              "1 with --quick). The overhead section always runs alone, in this process")

@@ -63,6 +63,26 @@ def test_forgotten_test_is_calibrated_on_exchangeable_models():
     assert rejected <= 8  # 4%; expected about 1%
 
 
+def test_a_collapsed_oracle_cloud_does_not_reject_shifts_below_the_resolution():
+    """Oracles replayed at a learning rate near 0 agree to a few thousandths (asinh(phi) units; a loss near
+    15) on every example and on the user's mean. A candidate shifted by 0.006 (a loss moved by about 0.1)
+    is far outside that cloud, yet below the resolution of one example (``MIN_SD``): not rejected. A shift
+    the size of a memorised user's (0.5) still is, in either direction."""
+    from obliviate.verify.forgotten import MIN_SD, _predictive, null_statistics, scale
+
+    rng = np.random.default_rng(11)
+    base = scale(np.full(25, -15.0))
+    ref = np.sinh(base + 5e-4 * rng.normal(size=(8, 1)) + 5e-3 * rng.normal(size=(8, 25)))
+    near = np.sinh(scale(ref).mean(0) + 0.006)
+    null = null_statistics(scale(ref))
+    assert _predictive(float(scale(near).mean()), null[:, 0], "two")[1] < 1e-3  # without the floor: rejected
+    assert MIN_SD > 0.006
+    assert forgotten_test(near, ref, original_phi=near).verdict != "no"
+    for shift in (0.5, -0.5):
+        far = np.sinh(scale(ref).mean(0) + shift)
+        assert forgotten_test(far, ref, original_phi=far).verdict == "no"
+
+
 def test_forgotten_test_rejects_bad_shapes():
     with pytest.raises(ConfigError, match="N >= 4"):
         forgotten_test(np.zeros(3), np.zeros((3, 3)), original_phi=None)

@@ -19,9 +19,10 @@ user, either sign: a scalar per model, so the oracles give ``N`` independent dra
 The null comes from the oracles themselves: ``S1`` of every oracle, and ``S2`` of each oracle scored
 against the other ``N - 1`` exactly as the candidate is against all ``N``. The candidate's value is
 then a new draw from that null under H0 ("the candidate is one more model that never saw ``U``"): a
-predictive t-test with ``N - 1`` degrees of freedom (``S1`` two-sided, ``S2`` upper tail), Bonferroni
-over the two. Because the null is built from whole models, the strong correlation between examples
-(one model is more or less confident on all of them) is in it.
+predictive t-test with ``N - 1`` degrees of freedom (``S1`` two-sided, its spread at least ``MIN_SD``, the
+resolution of one example; ``S2`` upper tail), Bonferroni over the two. Because the null is built from
+whole models, the strong correlation between examples (one model is more or less confident on all of
+them) is in it.
 
 Power: the same test on the original model (trained with ``U``). When the original itself is not
 rejected, nothing the model learnt from ``U`` is measurable, and a candidate that is not rejected
@@ -52,7 +53,11 @@ from ..errors import ConfigError
 __all__ = ["ForgottenTest", "NOTHING", "UserTest", "forgotten_test", "per_example_t", "user_test"]
 
 NOTHING = "nothing measurable to forget"
-MIN_SD = 0.02  # asinh(phi) units: oracles that agree to this precision on an example are treated as this spread
+#: asinh(phi) units: oracles that agree to this precision on an example, or on a user's mean ``S1``, are
+#: treated as this spread. Under a recipe whose rate decays to 0 the oracles replay the last blocks at a
+#: rate near 0 and collapse onto one point; without a floor on ``S1`` the test then rejects shifts of a
+#: few thousandths (a loss of 15 moved by 0.04), far below anything the original itself shows.
+MIN_SD = 0.02
 
 
 def scale(phi: np.ndarray) -> np.ndarray:
@@ -72,12 +77,13 @@ def _s2(t: np.ndarray) -> float:
     return math.log(max(float(np.mean(t ** 2)), 1e-12))
 
 
-def _predictive(value: float, null: np.ndarray, tail: str) -> tuple[float, float]:
-    """t and p of ``value`` as a new draw from the Gaussian fitted to ``null`` (``N - 1`` dof)."""
+def _predictive(value: float, null: np.ndarray, tail: str, floor_sd: float = 1e-6) -> tuple[float, float]:
+    """t and p of ``value`` as a new draw from the Gaussian fitted to ``null`` (``N - 1`` dof), its spread
+    at least ``floor_sd``."""
     from scipy.stats import t as student
 
     n = null.size
-    sd = max(float(null.std(ddof=1)), 1e-6)
+    sd = max(float(null.std(ddof=1)), floor_sd)
     t = (value - float(null.mean())) / (sd * math.sqrt(1.0 + 1.0 / n))
     if tail == "two":
         return t, float(min(1.0, 2.0 * student.sf(abs(t), n - 1)))
@@ -105,7 +111,7 @@ def user_test(phi: np.ndarray, ref: np.ndarray, null: np.ndarray) -> UserTest:
     (rows ``(S1, S2)``, one per oracle scored against the others)."""
     _, _, t = per_example_t(phi, ref)
     s1, s2 = float(np.mean(phi)), _s2(t)
-    t1, p1 = _predictive(s1, null[:, 0], "two")
+    t1, p1 = _predictive(s1, null[:, 0], "two", MIN_SD)  # the user's mean is resolved no finer than an example
     t2, p2 = _predictive(s2, null[:, 1], "upper")
     return UserTest(s1, s2, t1, t2, p1, p2, float(min(1.0, 2.0 * min(p1, p2))))
 
