@@ -1,10 +1,10 @@
 """Detection rate of fake deletions and false-failure rate of genuine ones, over memorised users; and the
 NeurIPS 2023 challenge's forget score with N models a side.
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_verify.py --users 24 --runs 4 --oracles 8 \
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_verify.py --users 24 --runs 4 --oracles 16 \
         --challenge 32 --out benchmarks/results/verify_digits.json
     PYTHONPATH=src OMP_NUM_THREADS=1 OBLIVIATE_DATA_DIR=/work/shared/data python benchmarks/bench_verify.py \
-        --dataset mnist --users 32 --runs 4 --block 97 --min-lr-ratio 0.3 --oracles 8 --challenge 32 \
+        --dataset mnist --users 32 --runs 4 --block 97 --min-lr-ratio 0.3 --oracles 16 --challenge 32 \
         --out benchmarks/results/verify_mnist.json
 
 Trains ``--runs`` runs (seeds 0, 1, ...) with ``--users / --runs`` memorised users each (``[memorised]``:
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from obliviate.training import RunConfig, train_run
-from obliviate.training.chain import State, add, state_after, subtract
+from obliviate.training.chain import State, state_after, stitch
 from obliviate.unlearning import forget
 from obliviate.unlearning.engine import ForgetOptions
 from obliviate.verify.candidate import gather_evidence, judge
@@ -38,7 +38,7 @@ from obliviate.verify.challenge import challenge_epsilons, score_from_epsilons
 from obliviate.verify.fakes import FAKES, make_fake
 from obliviate.verify.membership import model_confidences
 from obliviate.verify.replays import _replay, as_model, train_oracle_set
-from obliviate.verify.settings import VerifySettings, oracle_seed
+from obliviate.verify.settings import ORACLES_DEFAULT, VerifySettings, oracle_seed
 
 
 def digits_config(users: int, size: int, seed: int = 0) -> RunConfig:
@@ -92,8 +92,7 @@ def stitch_replica(run, d: int, ids, seed: int, start) -> State:
     u = set(ids)
     members = [np.array([i for i in run.block_ids(d) if i not in u], dtype=np.int64)]
     after_d = _replay_prefix(run, d, start, members, seed)
-    tail = subtract(state_after(run.store, run.num_blocks), state_after(run.store, d))
-    return add(after_d, tail)
+    return stitch(state_after(run.store, run.num_blocks), after_d, state_after(run.store, d))
 
 
 def _replay_prefix(run, d: int, start, members, seed: int) -> State:
@@ -139,7 +138,7 @@ def main(argv=None) -> int:
     p.add_argument("--users", type=int, default=24, help="memorised users in all (split over --runs runs)")
     p.add_argument("--runs", type=int, default=4, help="runs (seeds 0..runs-1), so few users share a block")
     p.add_argument("--size", type=int, default=2)
-    p.add_argument("--oracles", type=int, default=8)
+    p.add_argument("--oracles", type=int, default=ORACLES_DEFAULT, help=f"oracles per user (default {ORACLES_DEFAULT})")
     p.add_argument("--challenge", type=int, default=32)
     p.add_argument("--out", default="benchmarks/results/verify_digits.json")
     p.add_argument("--block", type=int, default=99, help="mnist: first block of the memorised users")

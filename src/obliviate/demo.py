@@ -20,6 +20,7 @@ import torch
 from .training import RunConfig, open_run, predict_logits, train_run
 from .training.run import Run
 from .unlearning import forget
+from .verify.settings import ORACLES_DEFAULT
 
 
 def demo_config() -> RunConfig:
@@ -35,7 +36,7 @@ def canary_asr(run: Run, model: torch.nn.Module) -> float:
 
 
 def run_demo(workdir: str | Path | None = None, *, config: RunConfig | None = None,
-             oracles: int = 8) -> dict[str, Any]:
+             oracles: int = ORACLES_DEFAULT) -> dict[str, Any]:
     """Run the demo; returns the comparison as a dict (the ``--json`` output).
 
     The canary user is deleted three ways, each on its own copy of the run and timed as the caller

@@ -34,7 +34,7 @@ from .metrics import roc_auc, roc_curve
 from .oracles import _torch_threads
 from .replays import OracleSet, as_model, train_oracle_set
 from .report import VerificationReport
-from .settings import VerifySettings
+from .settings import ORACLES_DEFAULT, VerifySettings
 
 __all__ = ["Evidence", "gather_evidence", "judge", "verify_candidate"]
 
@@ -254,7 +254,7 @@ def _as_candidate(run: Run, candidate: nn.Module | Mapping[str, torch.Tensor]) -
 
 
 def verify_candidate(run: Run | str, ids: Sequence[int], candidate_state: State | nn.Module, *,
-                     oracles: int = 8, seed: int = 0, threads: int | None = 1, alpha: float = 0.01,
+                     oracles: int = ORACLES_DEFAULT, seed: int = 0, threads: int | None = 1, alpha: float = 0.01,
                      fidelity_alpha: float = 0.01, oracle_set: OracleSet | None = None,
                      label: str = "given") -> VerificationReport:
     """Verify ``candidate_state`` (a state dict or a model) as the run with ``ids`` forgotten.

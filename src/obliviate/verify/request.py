@@ -20,7 +20,7 @@ from .candidate import gather_evidence, judge
 from .oracles import OracleBank, _torch_threads, find_request
 from .replays import OracleSet, replay_original, train_oracle_set, u_blocks
 from .report import VerificationReport
-from .settings import VerifySettings
+from .settings import ORACLES_DEFAULT, VerifySettings
 
 __all__ = ["verify_request"]
 
@@ -41,7 +41,7 @@ def _oracle_set(run: Run, request: dict[str, Any], settings: VerifySettings, wai
 
 
 def verify_request(run: Run | str | Path, request_id: int | None = None, *, model: nn.Module | None = None,
-                   oracles: int = 8, seed: int = 0, alpha: float = 0.01, fidelity_alpha: float = 0.01,
+                   oracles: int = ORACLES_DEFAULT, seed: int = 0, alpha: float = 0.01, fidelity_alpha: float = 0.01,
                    wait: float = 0.0, threads: int | None = 1) -> VerificationReport:
     """Verify forget request ``request_id`` (``None``: the latest) of ``run`` (a :class:`Run` or a path).
 
