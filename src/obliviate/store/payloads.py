@@ -1,9 +1,10 @@
 """Tensor payloads as safetensors bytes (never pickles), and optimizer state flattened into them.
 
-:func:`encode_tensors` lays a payload out as safetensors chunks (the header, then one zero-copy view of
-each tensor's memory) so the store can hash and write it without building the whole file in memory
-first: on the background writer that keeps the interpreter lock free for the training thread (hashing
-and file writes of large buffers release it; a serialiser building a ``bytes`` object does not).
+:func:`encode_tensors` lays a payload out as safetensors chunks (the header, then the tensors' data:
+zero-copy views of large tensors, small ones joined) so the store can hash and write it without
+building a large file in memory first: on the background writer that keeps the interpreter lock free
+for the training thread (hashing and file writes of large buffers release it; a serialiser building a
+``bytes`` object does not).
 
 >>> import torch
 >>> blob = tensors_to_bytes({"w": torch.ones(2)}, {"kind": "test"})
@@ -35,11 +36,12 @@ for _torch_name, _st_name in (("float8_e4m3fn", "F8_E4M3"), ("float8_e5m2", "F8_
 
 def encode_tensors(tensors: dict[str, torch.Tensor],
                    metadata: dict[str, str] | None = None) -> list[memoryview | bytes]:
-    """The safetensors file for ``tensors`` as chunks: ``[header, data of each tensor...]``.
+    """The safetensors file for ``tensors`` as chunks whose concatenation is the file: the header and the
+    tensors' data, small pieces joined (see ``_coalesced``).
 
     Deterministic: tensors ordered by decreasing element size then name (every tensor stays aligned),
-    metadata keys sorted, header padded with spaces to 8 bytes. The data chunks are views of the
-    tensors' memory (each view keeps its tensor alive).
+    metadata keys sorted, header padded with spaces to 8 bytes. Chunks of large tensors are views of
+    their memory (each view keeps its tensor alive).
 
     >>> chunks = encode_tensors({"w": torch.ones(2)})
     >>> tensors_from_bytes(b"".join(chunks))[0]["w"].tolist()
@@ -57,28 +59,15 @@ def encode_tensors(tensors: dict[str, torch.Tensor],
         if t.dtype not in _DTYPES:
             raise TypeError(f"tensor {name!r} has dtype {t.dtype}, which a payload cannot hold; convert it to "
                             f"one of {sorted(str(d) for d in _DTYPES)}")
-        if t.device.type != "cpu" or not t.is_contiguous():
-            t = t.cpu().contiguous()
+        t = t.cpu().contiguous()
         n = t.numel() * t.element_size()
         header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
         offset += n
-        views.append(_bytes_view(t) if n else b"")
+        # numpy's stubs declare ndarray's buffer protocol (__buffer__) only for Python >= 3.12
+        views.append(memoryview(t.reshape(-1).view(torch.uint8).numpy()) if n else b"")  # type: ignore[arg-type]
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-(len(text) + 8) % 8)
     return _coalesced([len(text).to_bytes(8, "little") + text, *views])
-
-
-#: dtypes numpy holds as they are: their memory is viewed through ``Tensor.numpy()`` (cheaper than the
-#: reshape/view chain the others take)
-_NUMPY_DTYPES = frozenset({torch.float64, torch.float32, torch.float16, torch.int64, torch.int32, torch.int16,
-                           torch.int8, torch.uint8, torch.bool})
-
-
-def _bytes_view(t: torch.Tensor) -> memoryview:
-    """The bytes of a non-empty contiguous CPU tensor, without a copy."""
-    if t.dtype in _NUMPY_DTYPES:
-        return memoryview(t.numpy()).cast("B")  # type: ignore[arg-type]  # numpy stubs: __buffer__ is 3.12+
-    return memoryview(t.reshape(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]
 
 
 #: A payload up to ``_JOIN_WHOLE`` bytes is written as one ``bytes`` (one copy, then one hash update

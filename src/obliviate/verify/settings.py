@@ -12,8 +12,8 @@ Oracle count: between 4 and 128.
 - 16 (the default): critical ``t`` about 3.3 instead of 4.0 with 8 for each of the forgotten test's two
   statistics at ``alpha = 0.01``. Measured (docs/verification.md): with 8, one-epoch fine-tuning of the
   original on retained data escaped the forgotten verdict for 2 of 24 memorised digits users (92%
-  caught, below the 95% the product claims); with 16, 23 of 24 (96%) and every other fake 100%.
-  ``--oracles 8`` halves the cost where that power is not needed.
+  caught, below the 95% the product claims); with 16, 23 of 24 (96%), and every other fake failed
+  overall for every user. ``--oracles 8`` halves the cost where that power is not needed.
 
 Threads: torch intra-op threads while training and evaluating (restored afterwards); 1 by default,
 because the blocks of small models train fastest on one thread and results then do not depend on the
