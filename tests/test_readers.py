@@ -499,3 +499,29 @@ def test_digits_read_without_importing_sklearn_equals_sklearn():
     x, y = _raw_digits()
     bunch = sk_load_digits()
     assert np.array_equal(x, (bunch.images.astype(np.float32) / 16.0)[:, None]) and np.array_equal(y, bunch.target)
+
+
+def test_sample_fingerprints_follow_their_definition():
+    """Runs already recorded compare these hashes on every open: their definition (blake2b-64 of the
+    label as little-endian int64, then the sample's bytes as stored) must not drift with a faster loop."""
+    import hashlib
+
+    import numpy as np
+
+    from obliviate.data import IndexedDataset
+    from obliviate.data.fingerprints import sample_hashes
+
+    gen = torch.Generator().manual_seed(0)
+    cases = [torch.randn(6, 2, 3, generator=gen).transpose(1, 2),  # not contiguous
+             torch.randn(4, 5, dtype=torch.float64, generator=gen), torch.randn(3, generator=gen), torch.zeros(2, 0),
+             torch.randint(0, 255, (4, 7), dtype=torch.uint8, generator=gen)]
+    empty = torch.zeros(0, dtype=torch.int64)
+    assert sample_hashes(IndexedDataset(empty, torch.zeros(0, 3), empty, 3)).shape == (0,)
+    for x in cases:
+        y = torch.arange(len(x)) % 3
+        ds = IndexedDataset(torch.arange(len(x)) * 7, x, y, 3, "toy")
+        want = [np.frombuffer(hashlib.blake2b(np.int64(label).astype("<i8").tobytes()
+                                              + np.ascontiguousarray(row.numpy()).tobytes(), digest_size=8).digest(),
+                              dtype="<i8")[0] for label, row in zip(y.tolist(), x)]
+        got = sample_hashes(ds)
+        assert got.dtype == np.int64 and got.tolist() == [int(w) for w in want]

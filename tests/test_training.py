@@ -54,3 +54,35 @@ def test_user_supplied_data_and_model(tmp_path):
     assert run.manifest["data"]["user_supplied"] and run.manifest["config"]["model"]["name"] == "custom"
     reopened = open_run(tmp_path / "r", splits=splits, model_factory=factory)
     assert torch.equal(reopened.final_model()(splits.test.x[:4]), run.final_model()(splits.test.x[:4]))
+
+
+def test_fast_pooling_gives_the_pooling_kernels_logits_and_puts_the_modules_back():
+    """predict_logits runs plain 2x2 max pooling through strided maxima: the same logits, bit for bit."""
+    from torch import nn
+
+    from obliviate._modes import fast_pooling
+    from obliviate.models import build_model
+    from obliviate.training.block import predict_logits
+
+    class MyPool(nn.MaxPool2d):
+        pass
+
+    gen = torch.Generator().manual_seed(3)
+    cases = [(build_model("lenet5", (1, 28, 28), 10, seed=0), torch.randn(37, 1, 28, 28, generator=gen)),
+             (build_model("small_cnn", (1, 8, 8), 10, seed=0), torch.randn(19, 1, 8, 8, generator=gen)),
+             (nn.Sequential(nn.MaxPool2d(2), nn.MaxPool2d(3), MyPool(2), nn.MaxPool2d((2, 2), ceil_mode=True),
+                            nn.Flatten()), torch.randn(5, 3, 23, 17, generator=gen)),
+             (nn.Sequential(nn.ReLU(), nn.MaxPool2d(2)), torch.randn(6, 2, 9, 11, generator=gen).relu())]
+    for model, x in cases:
+        model.eval()
+        with torch.no_grad():
+            want = model(x)  # torch's own pooling kernel
+        got = predict_logits(model, x)
+        assert torch.equal(got, want)
+        assert not any("forward" in vars(m) for m in model.modules())  # every module as it was
+    swapped = nn.Sequential(nn.MaxPool2d(2))
+    with fast_pooling(swapped):  # gradients on (training): nothing is swapped
+        assert "forward" not in vars(swapped[0])
+    with torch.no_grad(), fast_pooling(swapped):
+        assert "forward" in vars(swapped[0])
+    assert "forward" not in vars(swapped[0])

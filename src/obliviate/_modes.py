@@ -47,3 +47,44 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 __all__ = ["eval_mode", "model_device"]
+
+
+def _max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """``F.max_pool2d(x, 2)`` as the maximum of the four strided quarter grids: the same values (a
+    maximum is exact), 4-8x faster on one CPU thread than torch's pooling kernel for small images."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    return torch.maximum(torch.maximum(x[..., 0:h:2, 0:w:2], x[..., 0:h:2, 1:w:2]),
+                         torch.maximum(x[..., 1:h:2, 0:w:2], x[..., 1:h:2, 1:w:2]))
+
+
+def _is_plain_2x2_pool(m: nn.Module) -> bool:
+    def pair(v: object) -> object:
+        return v if isinstance(v, tuple) else (v, v)
+    return (type(m) is nn.MaxPool2d and pair(m.kernel_size) == (2, 2) and pair(m.stride) == (2, 2)
+            and pair(m.padding) == (0, 0) and pair(m.dilation) == (1, 1) and not m.ceil_mode
+            and not m.return_indices and "forward" not in vars(m))
+
+
+@contextmanager
+def fast_pooling(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside a ``no_grad`` evaluation, run every plain ``nn.MaxPool2d(2)`` of ``model`` through
+    :func:`_max_pool_2x2` (same outputs), and put the modules back as they were afterwards. Training
+    never goes through here: a maximum's gradient splits ties, the pooling kernel's does not.
+
+    >>> model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2))
+    >>> x = torch.randn(4, 1, 9, 9)
+    >>> with torch.no_grad():
+    ...     slow = model(x)
+    ...     with fast_pooling(model):
+    ...         fast = model(x)
+    >>> torch.equal(slow, fast), "forward" in vars(model[1])
+    (True, False)
+    """
+    swapped = [m for m in model.modules() if _is_plain_2x2_pool(m)] if not torch.is_grad_enabled() else []
+    for m in swapped:
+        m.forward = _max_pool_2x2
+    try:
+        yield model
+    finally:
+        for m in swapped:
+            del m.forward
