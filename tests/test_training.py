@@ -78,7 +78,7 @@ def test_fast_pooling_gives_the_pooling_kernels_logits_and_puts_the_modules_back
         with torch.no_grad():
             want = model(x)  # torch's own pooling kernel
         got = predict_logits(model, x)
-        assert torch.equal(got, want)
+        assert got.dtype == torch.float32 and torch.equal(got.view(torch.int32), want.view(torch.int32))  # bits
         assert not any("forward" in vars(m) for m in model.modules())  # every module as it was
     swapped = nn.Sequential(nn.MaxPool2d(2))
     with fast_pooling(swapped):  # gradients on (training): nothing is swapped
