@@ -38,7 +38,7 @@ def sample_hashes(ds: IndexedDataset) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     x = np.ascontiguousarray(ds.x.detach().cpu().numpy()).reshape(n, -1)
     labels = np.ascontiguousarray(ds.y.numpy().astype("<i8")).view(np.uint8).data
-    rows = x.view(np.uint8).reshape(-1).data if x.size else memoryview(b"")
+    rows = x.view(np.uint8).reshape(-1).data
     step = x.shape[1] * x.itemsize
     blake2b = hashlib.blake2b
     digests = []
@@ -46,7 +46,7 @@ def sample_hashes(ds: IndexedDataset) -> np.ndarray:
         h = blake2b(labels[8 * i:8 * i + 8], digest_size=8)
         h.update(rows[step * i:step * (i + 1)])
         digests.append(h.digest())
-    return np.frombuffer(b"".join(digests), dtype="<i8").astype(np.int64)
+    return np.frombuffer(b"".join(digests), dtype="<i8").astype(np.int64)  # a writable copy
 
 
 def record(splits: DatasetSplits) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
