@@ -1,7 +1,8 @@
 """Atomic commit of a forget request, and the purge of everything the new chain no longer needs.
 
 Order: every new payload is written (most of them by the engine's background writer while it was
-still training or validating), then made durable with one barrier, then the manifest is replaced
+still training or validating, and for a stitch made durable there while the guard runs), then the rest
+made durable with one barrier, then the manifest is replaced
 with one rename, then every payload file the new manifest does not name is deleted (durably) before
 the call returns. Killed before the rename: the old chain is intact and the new files are orphans
 that the next writer removes. Killed after it: the new chain is in force and the next writer
@@ -79,6 +80,9 @@ class PendingChain:
             self.rebased = out
 
         self.writer.submit(job)
+        # the barrier for everything written so far runs on the writer while the guard evaluates, so
+        # the commit's own barrier has only the partition, the predictions and the manifest left
+        self.writer.submit(store.sync_payloads)
 
     def finish(self) -> None:
         self.writer.close()

@@ -43,11 +43,11 @@ import torch.nn.functional as F
 from .._faults import crash_point
 from .._logging import progress
 from ..errors import ConfigError, RequestError, UnknownNameError
-from ..training.block import accuracy_and_loss, predict_logits
+from ..training.block import predict_logits
 from ..training.chain import State, add, advance, load_state, optimizer_payload, optimizer_state_after, \
     state_after, stitch
 from ..training.manifest import need
-from ..training.predictions import margins, validation_predictions
+from ..training.predictions import cached_validation_predictions, margins, validation_predictions
 from ..training.run import Run
 from .commit import PendingChain, commit_request
 from .damping import median_loss, solve_damping
@@ -116,14 +116,16 @@ class ForgetOptions:
 def resolve_request(run: Run, ids: Iterable[int]) -> tuple[list[int], list[int]]:
     """Split requested ids into (to delete, already deleted); ids the run never had are an error."""
     requested = sorted({int(i) for i in ids})
-    present = set(run.block_of())
+    asked = np.asarray(requested, dtype=np.int64)
+    blocks = run.all_block_ids()
+    present = np.isin(asked, np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64))
     deleted = run.deleted_ids()
-    unknown = [i for i in requested if i not in present and i not in deleted]
+    unknown = [i for i, here in zip(requested, present.tolist()) if not here and i not in deleted]
     if unknown:
         shown = ", ".join(map(str, unknown[:20])) + (" ..." if len(unknown) > 20 else "")
         raise RequestError(f"{len(unknown)} id(s) are not training samples of this run: {shown}; "
                            f"nothing was changed (validation and test samples are never trained on)")
-    return [i for i in requested if i in present], [i for i in requested if i in deleted]
+    return [i for i, here in zip(requested, present.tolist()) if here], [i for i in requested if i in deleted]
 
 
 def forget(run: Run, ids: Iterable[int], *, method: str = "deepobliviate", options: ForgetOptions | None = None,
@@ -323,10 +325,14 @@ class _Request:
             next_t = plan.next_attempt(k)
         if not len(run.validation):
             return new_prev, None, _no_validation()
-        logits = predict_logits(model, run.validation.x)
-        acc, loss = accuracy_and_loss(logits, run.validation.y)
-        return new_prev, None, {"predicted": logits.argmax(1), "margin": margins(logits), "screened": 0,
-                                "accuracy": acc, "loss": loss}
+        v = self._validate(model, for_guard=False)  # screened like the guard: a late replay changes few rows
+        if v.screen is not None:
+            plan.notes.append(f"validation of the replayed model: {v.screening['rows_evaluated']} of "
+                              f"{v.screening['of']} rows evaluated, the others carried over from the current "
+                              f"model (no random row changed); the loss is not measured")
+        acc = float((v.predicted == run.validation.y).float().mean())
+        return new_prev, None, {"predicted": v.predicted, "margin": v.margin, "screened": v.screened,
+                                "accuracy": acc, "loss": v.loss}
 
     def _candidate(self, t: int, new_t: State, old_t: State, old_final: State, u_data: Any) -> _Attempt | None:
         """The stitch after block ``t``, damped for memorised users (``damping.py``)."""
@@ -356,9 +362,33 @@ class _Request:
         vx, vy = run.validation.x, run.validation.y
         if len(vy) == 0:
             return guard.check(labels=vy, candidate=vy, current=vy, block=attempt.t), _no_validation()
-        current, margin, screened = validation_predictions(run)
-        candidate = self._model(attempt.state)
-        screen = guard.screen_rows(margin, screened)
+        v = self._validate(self._model(attempt.state), for_guard=True)
+        screen = v.screen
+        ref_rows = guard.reference_subset(len(vy)) if screen is None else \
+            torch.cat([screen[1], screen[0][:max(0, guard.reference_samples - len(screen[1]))]])
+        reference = predict_logits(model, vx[ref_rows]).argmax(1) if len(ref_rows) else None  # theta'_t, fresh
+        assert v.current is not None, "the guard's validation always has the current model's predictions"
+        verdict = guard.check(labels=vy, candidate=v.predicted, current=v.current, reference=reference,
+                              reference_rows=ref_rows, block=attempt.t, candidate_loss=v.loss)
+        verdict.screening = v.screening
+        info = {"predicted": v.predicted, "margin": v.margin, "screened": v.screened,
+                "accuracy": verdict.candidate_accuracy, "loss": v.loss}
+        return verdict, info
+
+    def _validate(self, candidate: torch.nn.Module, *, for_guard: bool) -> _Validation:
+        """``candidate``'s validation predictions, screened (``StitchGuard.screen_rows``): the rows with
+        the smallest margins under the current model and some random others are evaluated, the rest
+        carried over from the current model's cached predictions; a random row that flipped shows the
+        carry-over is unsafe, and then every row is evaluated. The loss is known only when every row was."""
+        run, vx, vy = self.run_, self.run_.validation.x, self.run_.validation.y
+        cached = cached_validation_predictions(run)
+        if cached is None and not for_guard:  # nothing to carry over: evaluating the current model costs more
+            logits = predict_logits(candidate, vx)
+            loss = float(F.cross_entropy(logits, vy).item())
+            return _Validation(logits.argmax(1), margins(logits), None, None, 0, loss,
+                               {"rows_evaluated": len(vy), "of": len(vy)})
+        current, margin, screened = cached if cached is not None else validation_predictions(run)
+        screen = self.opts.guard.screen_rows(margin, screened)
         rows = torch.arange(len(vy)) if screen is None else torch.cat(screen).sort().values
         logits = predict_logits(candidate, vx[rows])
         pred, new_margin = current.clone(), margin.clone()
@@ -370,16 +400,8 @@ class _Request:
             pred[rest], new_margin[rest] = more.argmax(1), margins(more)
             screening.update(rows_evaluated=len(vy), fallback="a random row flipped: every row evaluated")
             logits, rows, screen = torch.cat([logits, more]), torch.cat([rows, rest]), None
-        ref_rows = guard.reference_subset(len(vy)) if screen is None else \
-            torch.cat([screen[1], screen[0][:max(0, guard.reference_samples - len(screen[1]))]])
-        reference = predict_logits(model, vx[ref_rows]).argmax(1) if len(ref_rows) else None  # theta'_t, fresh
         loss = float(F.cross_entropy(logits, vy[rows]).item()) if screen is None else float("nan")
-        verdict = guard.check(labels=vy, candidate=pred, current=current, reference=reference, reference_rows=ref_rows,
-                              block=attempt.t, candidate_loss=loss)
-        verdict.screening = screening
-        info = {"predicted": pred, "margin": new_margin, "screened": 0 if screen is None else screened + 1,
-                "accuracy": verdict.candidate_accuracy, "loss": loss}
-        return verdict, info
+        return _Validation(pred, new_margin, current, screen, 0 if screen is None else screened + 1, loss, screening)
 
     def _memorisation(self, old_m: State, u_data: Any) -> dict[str, Any]:
         """How differently the retrained and stored states after block ``m`` treat ``U``."""
@@ -454,6 +476,19 @@ class _Request:
 
     def _elapsed(self) -> float:
         return time.perf_counter() - self.t_start - self.report_s
+
+
+@dataclass
+class _Validation:
+    """A model's screened validation predictions (``_Request._validate``)."""
+
+    predicted: torch.Tensor
+    margin: torch.Tensor
+    current: torch.Tensor | None  # the current model's predictions they were screened against, if any
+    screen: tuple[torch.Tensor, torch.Tensor] | None  # (low-margin rows, random rows); None: every row evaluated
+    screened: int  # commits in a row that carried rows over, this one included
+    loss: float
+    screening: dict[str, Any]
 
 
 def _no_validation() -> dict[str, Any]:

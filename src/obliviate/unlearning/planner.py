@@ -37,6 +37,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..training.run import Run
 
 
@@ -124,14 +126,15 @@ def _state_bytes(run: Run) -> int:
 def make_plan(run: Run, ids: Iterable[int], method: str = "deepobliviate", *,
               max_overshoot: float = 0.05, guard: Any = None) -> Plan:
     """The plan of deleting ``ids`` (current training ids of ``run``) with ``method``."""
-    u = {int(i) for i in ids}
-    block_of = run.block_of()
-    blocks_of_u = sorted({block_of[i] for i in u if i in block_of})
-    if not blocks_of_u:
+    u = np.fromiter({int(i) for i in ids}, dtype=np.int64)
+    members = run.all_block_ids()
+    hits = np.repeat(np.arange(1, len(members) + 1), [len(b) for b in members])[
+        np.isin(np.concatenate(members), u)] if members else np.zeros(0, dtype=np.int64)
+    if not len(hits):
         raise ValueError("make_plan needs at least one current training id")
-    d, m = blocks_of_u[0], blocks_of_u[-1]
+    d, m = int(hits.min()), int(hits.max())
     records = run.record.blocks
-    gone = Counter(block_of[i] for i in u if i in block_of)
+    gone = Counter(hits.tolist())  # block -> samples of U in it
     per_block = []
     for k, rec in enumerate(records, start=1):
         size = max(int(rec.size or 1), 1)
