@@ -10,7 +10,9 @@ attack success on them are measured and reported). Then, per deletion case, in t
   ``retrain``, each on its own copy of the store and committed, timed as the caller of ``forget()``
   waits (``caller_s``: from the call to its return, lock, integrity check, purge and durable commit
   included; each copy is synced and its payload hashes made known first, as after training); a
-  case's speedup divides the retrain timed nearest to it by its ``deepobliviate`` time;
+  case's speedup divides the retrain timed nearest to it by its ``deepobliviate`` time; a case whose
+  ``deepobliviate`` and ``exact`` calls both return within ``SHORT_S`` is timed ``SHORT_REPEATS`` times
+  (interleaved, fresh copies) and its ``caller_s`` is the median (``caller_s_runs``: every run);
 - the per-deletion noise floor: the exact replay of blocks d..B under another data-order seed;
 - test accuracy of every model, agreement of each with the exact retrain (the unchanged original's too);
 - for memorised users: the membership test of the original, the unlearned and the exact model
@@ -198,6 +200,8 @@ def one_case(base: Run, splits: DatasetSplits, trigger, root: Path, kind: str, u
         if method != "retrain":
             models[method] = run.final_model()
         shutil.rmtree(run.path, ignore_errors=True)
+    if all(row[m]["caller_s"] < SHORT_S for m in ("deepobliviate", "exact")):
+        retime_short_case(base, splits, root, u, row, shift)
     pred = {k: predict_logits(m, x_test).argmax(1) for k, m in models.items()}
     pred["original"] = predict_logits(original, x_test).argmax(1)
     do = row["deepobliviate"]
@@ -224,6 +228,28 @@ def one_case(base: Run, splits: DatasetSplits, trigger, root: Path, kind: str, u
                                  [("original", original), *models.items()]}
         row["attack_success"]["oracles_mean"] = statistics.mean(attack_success(m, base, *trigger) for m in oracles)
     return row
+
+
+#: A case whose deepobliviate and exact calls both take under SHORT_S seconds is timed SHORT_REPEATS times
+#: (interleaved, each on a fresh copy): single calls of 0.1-0.3 s vary by 10-60% on the shared VMs, which
+#: alone would decide its time / exact ratio. Its caller_s is then the median, caller_s_runs every run.
+SHORT_S = 1.0
+SHORT_REPEATS = 5
+
+
+def retime_short_case(base: Run, splits: DatasetSplits, root: Path, u: list[int], row: dict[str, Any],
+                      shift: int) -> None:
+    runs = {m: [row[m]["caller_s"]] for m in ("deepobliviate", "exact")}
+    for rep in range(1, SHORT_REPEATS):
+        for method in (["deepobliviate", "exact"] if (rep + shift) % 2 else ["exact", "deepobliviate"]):
+            run = copy_run(base, root, method, splits)
+            t0 = time.perf_counter()
+            r = forget(run, u, method=method)
+            runs[method].append(time.perf_counter() - t0)
+            assert r.outcome == row[method]["outcome"], "a repeated forget took another path"
+            shutil.rmtree(run.path, ignore_errors=True)
+    for method, times in runs.items():
+        row[method].update(caller_s=statistics.median(times), caller_s_runs=times)
 
 
 def cases(base: Run, users: list[list[int]], args, rng: np.random.Generator) -> list[tuple[str, list[int]]]:

@@ -57,6 +57,41 @@ def test_no_payload_of_the_old_blocks_d_to_t_remains(tiny_run, method):
     assert not set(u) & set(np.concatenate(tiny_run.all_block_ids()).tolist())
 
 
+def test_a_replays_validation_is_screened_against_the_cached_predictions(tiny_run):
+    """After a plain replay the validation predictions are either all evaluated afresh, or the guard's
+    screen (the current model's lowest-margin rows and some random rows) is evaluated and the rest carried
+    over, which is allowed only when no random row changed; the committed cache, its screened count and the
+    reported accuracy follow that rule for the new final model (either branch: which one a run takes
+    depends on its trajectory)."""
+    from obliviate.training.block import predict_logits
+    from obliviate.training.predictions import cached_validation_predictions
+    from obliviate.unlearning.guard import StitchGuard
+
+    before = cached_validation_predictions(tiny_run)
+    assert before is not None and len(tiny_run.validation) > 0
+    pred0, margin0, screened0 = before
+    r = forget(tiny_run, [int(tiny_run.block_ids(tiny_run.num_blocks)[0])], method="exact")
+    after = cached_validation_predictions(tiny_run)
+    assert after is not None
+    pred1, _, screened1 = after
+    final, vx = tiny_run.final_model(), tiny_run.validation.x
+    screen = StitchGuard().screen_rows(margin0, screened0)
+    notes = " ".join(r.plan["notes"])
+    if screened1 == 0:
+        assert torch.equal(pred1, predict_logits(final, vx).argmax(1))
+        assert "rows evaluated" not in notes
+    else:
+        assert screen is not None and screened1 == screened0 + 1
+        rows = torch.cat(screen).sort().values
+        carried = torch.ones(len(vx), dtype=torch.bool)
+        carried[rows] = False
+        assert torch.equal(pred1[rows], predict_logits(final, vx[rows]).argmax(1))
+        assert torch.equal(pred1[carried], pred0[carried])
+        assert torch.equal(pred1[screen[1]], pred0[screen[1]])  # no random row changed
+        assert f"{len(rows)} of {len(vx)} rows evaluated" in notes
+    assert r.accuracy_after["validation"] == pytest.approx(float((pred1 == tiny_run.validation.y).float().mean()))
+
+
 def test_sequential_requests_delete_the_right_samples(tiny_run):
     before = {k: set(tiny_run.block_ids(k).tolist()) for k in range(1, 6)}
     first = [int(i) for i in tiny_run.block_ids(3)[:2]]
