@@ -379,7 +379,9 @@ class _Request:
         """``candidate``'s validation predictions, screened (``StitchGuard.screen_rows``): the rows with
         the smallest margins under the current model and some random others are evaluated, the rest
         carried over from the current model's cached predictions; a random row that flipped shows the
-        carry-over is unsafe, and then every row is evaluated. The loss is known only when every row was."""
+        carry-over is unsafe, and then every row is evaluated. The loss is known only when every row was.
+        Without cached predictions the guard (``for_guard``) evaluates the current model first, since its
+        tests compare with it; a plain replay then evaluates every row of ``candidate`` instead."""
         run, vx, vy = self.run_, self.run_.validation.x, self.run_.validation.y
         cached = cached_validation_predictions(run)
         if cached is None and not for_guard:  # nothing to carry over: evaluating the current model costs more
