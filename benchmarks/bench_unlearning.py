@@ -179,6 +179,15 @@ def membership(model: torch.nn.Module, data, oracle_losses: np.ndarray) -> dict[
             "examples_flagged_over": int(((pu < 0.01) & (tu > 0)).sum())}
 
 
+def timed_forget(base: Run, splits: DatasetSplits, root: Path, u: list[int], method: str):
+    """``forget(copy, u, method=method)`` on a fresh copy of ``base``, timed as its caller waits:
+    (the copy, the result, seconds). The caller removes the copy."""
+    run = copy_run(base, root, method, splits)
+    t0 = time.perf_counter()
+    r = forget(run, u, method=method)
+    return run, r, time.perf_counter() - t0
+
+
 def one_case(base: Run, splits: DatasetSplits, trigger, root: Path, kind: str, u: list[int], index: int,
              retrain: bool, original: torch.nn.Module, x_test, y_test) -> dict[str, Any]:
     methods = ["deepobliviate", "exact"] + (["retrain"] if retrain else [])
@@ -188,10 +197,7 @@ def one_case(base: Run, splits: DatasetSplits, trigger, root: Path, kind: str, u
                            "order": order}
     models = {}
     for method in order:
-        run = copy_run(base, root, method, splits)
-        t0 = time.perf_counter()
-        r = forget(run, u, method=method)
-        caller = time.perf_counter() - t0
+        run, r, caller = timed_forget(base, splits, root, u, method)
         row[method] = {"caller_s": caller, "wall_s": r.wall_time_s, "train_s": r.retrain_time_s,
                        "blocks_retrained": r.blocks_retrained, "outcome": r.outcome, "summary": r.summary,
                        "damping": r.damping, "memorised": r.memorised, "plan_notes": r.plan.get("notes", []),
@@ -244,10 +250,8 @@ def retime_short_case(base: Run, splits: DatasetSplits, root: Path, u: list[int]
     paths = {m: [row[m]["summary"]] for m in runs}  # the planner follows measured times: a repeat may differ
     for rep in range(1, SHORT_REPEATS):
         for method in (["deepobliviate", "exact"] if (rep + shift) % 2 else ["exact", "deepobliviate"]):
-            run = copy_run(base, root, method, splits)
-            t0 = time.perf_counter()
-            r = forget(run, u, method=method)
-            runs[method].append(time.perf_counter() - t0)
+            run, r, caller = timed_forget(base, splits, root, u, method)
+            runs[method].append(caller)
             paths[method].append(r.summary)
             shutil.rmtree(run.path, ignore_errors=True)
     for method, times in runs.items():

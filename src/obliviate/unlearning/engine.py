@@ -118,14 +118,14 @@ def resolve_request(run: Run, ids: Iterable[int]) -> tuple[list[int], list[int]]
     requested = sorted({int(i) for i in ids})
     asked = np.asarray(requested, dtype=np.int64)
     blocks = run.all_block_ids()
-    present = np.isin(asked, np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64))
+    present = np.isin(asked, np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)).tolist()
     deleted = run.deleted_ids()
-    unknown = [i for i, here in zip(requested, present.tolist()) if not here and i not in deleted]
+    unknown = [i for i, here in zip(requested, present) if not here and i not in deleted]
     if unknown:
         shown = ", ".join(map(str, unknown[:20])) + (" ..." if len(unknown) > 20 else "")
         raise RequestError(f"{len(unknown)} id(s) are not training samples of this run: {shown}; "
                            f"nothing was changed (validation and test samples are never trained on)")
-    return [i for i, here in zip(requested, present.tolist()) if here], [i for i in requested if i in deleted]
+    return [i for i, here in zip(requested, present) if here], [i for i in requested if i in deleted]
 
 
 def forget(run: Run, ids: Iterable[int], *, method: str = "deepobliviate", options: ForgetOptions | None = None,
