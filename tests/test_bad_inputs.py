@@ -377,28 +377,16 @@ def test_version_and_every_help_in_a_real_process():
 
 def test_full_disk_during_forget_is_exit_2_and_leaves_no_file(ctx, capsys, monkeypatch):
     """Writes fail with ENOSPC half way through the first payload: exit 2, store byte-identical."""
+    import os
+    import types
+
     from obliviate.store import files
 
-    real_open = open
+    def full(fd, view):  # the payload writer's os.write: a few bytes land, then the disk is full
+        os.write(fd, bytes(memoryview(view)[:7]))
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    class Full:
-        def __init__(self, fh):
-            self.fh = fh
-
-        def write(self, view):
-            self.fh.write(bytes(view[:7]))
-            raise OSError(errno.ENOSPC, "No space left on device", self.fh.name)
-
-        def fileno(self):
-            return self.fh.fileno()
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.fh.close()
-
-    monkeypatch.setattr(files, "open", lambda path, mode="r", **kw: Full(real_open(path, mode, **kw)), raising=False)
+    monkeypatch.setattr(files, "os", types.SimpleNamespace(**{**vars(os), "write": full}))
     before = tree_hashes(ctx.run)
     code, err = _run_main(["forget", str(ctx.run), "--ids", ctx.ids_file([ctx.block_ids(3)[0]]), "--no-guard"], capsys)
     assert code == 2 and "no space left" in err and "Traceback" not in err, err

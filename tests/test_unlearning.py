@@ -147,9 +147,79 @@ def test_late_deletion_stitches_and_records_residuals(tiny_run):
     assert req["ids_deleted"] == u and req["residuals"] and len(req["chain_sha256"]) == 5
 
 
+def test_a_spread_deletion_reads_the_stored_state_at_m_from_the_chain(tiny_run, monkeypatch):
+    """U in blocks 1 and 4 with a snapshot at block 4 (snapshot_every = 2): the stored trajectory is not
+    followed through blocks 1..3; the stitch uses the chain's theta_4, bit for bit. (The planner is told
+    the one block a stitch saves here is worth an attempt: what it decides from timings is not this test's.)"""
+    from obliviate.training.chain import state_after, stitch
+    from obliviate.unlearning import StitchGuard, planner
+
+    monkeypatch.setattr(planner.Plan, "may_attempt", lambda self, t, *, spent: (t < self.num_blocks, "test"))
+
+    assert tiny_run.config.store.snapshot_every == 2
+    old_t, old_final = state_after(tiny_run.store, 4), state_after(tiny_run.store, 5)
+    u = [int(tiny_run.block_ids(1)[0]), int(tiny_run.block_ids(4)[0])]
+    result = forget(tiny_run, u, options=ForgetOptions(guard=StitchGuard(enabled=False), memorised_gap=float("inf"),
+                                                       memorised_ratio=0, damping=1.0))
+    assert (result.d, result.m, result.t, result.outcome) == (1, 4, 4, "stitched")
+    assert [r["block"] for r in result.residuals] == [4]
+    assert any("residuals measured from block 4 on" in n for n in result.plan["notes"])
+    expected = stitch(old_final, state_after(tiny_run.store, 4), old_t)
+    assert all(torch.equal(result.model_state[k], expected[k]) for k in expected)
+
+
+def test_a_memorised_user_whose_later_stitch_cannot_pay_off_replays_plainly_after_m(tiny_run, monkeypatch):
+    """The memorisation probe moves the first attempt past m; when the planner says no attempt from there
+    can pay off, the request is plain replay from m on (no more residuals), equal to exact bit for bit."""
+    import shutil
+
+    from obliviate.training import open_run
+    from obliviate.unlearning import engine, planner
+
+    exact_copy = tiny_run.path.parent / "exact-copy"
+    shutil.copytree(tiny_run.path, exact_copy)
+    u = [int(tiny_run.block_ids(2)[0])]
+    monkeypatch.setattr(engine._Request, "_memorisation",
+                        lambda self, old_m, u_data: {"block": self.plan.m, "gap": 1.0, "memorised": True,
+                                                         "why": "stubbed"})
+    real = planner.Plan.may_attempt
+    monkeypatch.setattr(planner.Plan, "may_attempt", lambda self, t, *, spent: (False, "stubbed: too dear")
+                        if t > self.m else real(self, t, spent=spent))
+    result = forget(tiny_run, u, options=ForgetOptions(memorised_blocks=2))
+    assert (result.d, result.m, result.outcome, result.blocks_retrained) == (2, 2, "exact", 4)
+    assert [r["block"] for r in result.residuals] == [2] and not result.guard
+    assert any("no stitch attempt from block 4 on can pay off" in n for n in result.plan["notes"])
+    monkeypatch.undo()
+    reference = open_run(exact_copy)
+    forget(reference, u, method="exact")
+    final, expected = tiny_run.final_model().state_dict(), reference.final_model().state_dict()
+    assert all(torch.equal(final[k], expected[k]) for k in expected)
+
+
+@pytest.mark.parametrize("gap, ratio, memorised", [(0.05, 1e-6, True), (0.05, 1e6, False), (0.005, 1e-6, False)])
+def test_a_small_loss_gap_counts_as_memorised_against_the_validation_shift(tiny_run, monkeypatch, gap, ratio,
+                                                                            memorised):
+    """Below memorised_gap, U counts as memorised when its gap is memorised_ratio times the mean shift of
+    validation samples between the two states; gaps under MIN_RATIO_GAP never do (the probe's losses are
+    stubbed: retrained 1 + gap, stored 1)."""
+    from obliviate.unlearning import StitchGuard, engine
+
+    losses = iter([1.0 + gap, 1.0])
+    monkeypatch.setattr(engine, "median_loss", lambda model, x, y: next(losses))
+    u = [int(tiny_run.block_ids(3)[0])]
+    result = forget(tiny_run, u, options=ForgetOptions(memorised_ratio=ratio, memorised_blocks=0, damping=1.0,
+                                                       guard=StitchGuard(enabled=False)))
+    probe = result.memorised
+    assert probe["memorised"] is memorised and abs(probe["gap"] - gap) < 1e-12
+    assert ("validation_shift" in probe) is (gap > engine.MIN_RATIO_GAP)
+    if "validation_shift" in probe:
+        assert probe["validation_shift"] > 0 and probe["ratio_threshold"] == ratio
+    assert ("times the mean shift" in probe.get("why", "")) is memorised
+
+
 def test_min_affected_forces_more_blocks(tiny_run):
     u = [int(tiny_run.block_ids(2)[0])]
-    opts = ForgetOptions(bounds=Bounds(min_affected=2), memorised_gap=float("inf"))
+    opts = ForgetOptions(bounds=Bounds(min_affected=2), memorised_gap=float("inf"), memorised_ratio=0)
     result = forget(tiny_run, u, options=opts)
     assert result.t >= 4
     assert result.decisions[0]["stop"] is False
@@ -198,7 +268,8 @@ def test_guard_refuses_the_stitch_of_a_diverged_original(tiny_run):
     _break_final_block(tiny_run)
     chance = float(torch.bincount(tiny_run.validation.y).max()) / len(tiny_run.validation)
     assert tiny_run.evaluate(tiny_run.final_model(), "validation")[0] < chance + 0.15
-    result = forget(tiny_run, [int(tiny_run.block_ids(2)[0])], options=ForgetOptions(memorised_gap=float("inf")))
+    result = forget(tiny_run, [int(tiny_run.block_ids(2)[0])],
+                    options=ForgetOptions(memorised_gap=float("inf"), memorised_ratio=0))
     assert result.guard and not any(g["passed"] for g in result.guard)
     assert any("retrained" in r or "chance" in r for g in result.guard for r in g["reasons"])
     assert result.outcome == "exact" and result.t == tiny_run.num_blocks
@@ -237,5 +308,6 @@ def test_unguarded_stitch_ships_at_the_deleted_block(tiny_run):
     from obliviate.unlearning import StitchGuard
 
     u = [int(tiny_run.block_ids(2)[0])]
-    result = forget(tiny_run, u, options=ForgetOptions(guard=StitchGuard(enabled=False), memorised_gap=float("inf")))
+    result = forget(tiny_run, u, options=ForgetOptions(guard=StitchGuard(enabled=False), memorised_gap=float("inf"),
+                                                       memorised_ratio=0))
     assert result.outcome == "stitched" and result.t == 2 and result.summary == "stitched after 1 of 4 blocks"

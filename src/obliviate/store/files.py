@@ -52,13 +52,18 @@ def atomic_write_chunks(path: Path, chunks: Sequence[bytes | memoryview], *, dur
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb", buffering=0) as fh:
+        # os-level calls, no file object: each system call lets a training thread and a background
+        # writer trade the interpreter lock, and a file object adds an fstat and more to every write
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
             for chunk in chunks:
-                view = memoryview(chunk)
-                while view.nbytes:  # a raw write may be partial
-                    view = view[fh.write(view) or 0:]
+                view = memoryview(chunk).cast("B")
+                while view.nbytes:  # a write may be partial
+                    view = view[os.write(fd, view):]
             if durable:
-                os.fsync(fh.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:  # full disk, permissions, interrupt: no temp file is left behind
         with contextlib.suppress(OSError):

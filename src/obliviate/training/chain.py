@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..store import RunStore, flatten_optimizer_state, unflatten_optimizer_state
-from .manifest import need, typed
+from .manifest import RunManifest, need, typed
 
 if TYPE_CHECKING:
     from .block import BlockRows
@@ -47,17 +47,23 @@ def state_after(store: RunStore, k: int, manifest: dict[str, Any] | None = None)
     blocks = m.blocks
     if not 0 <= k <= len(blocks):
         raise IndexError(f"block {k} is outside 0..{len(blocks)}")
-    start = 0
-    for j in range(k, 0, -1):
-        if blocks[j - 1].snapshot:
-            start = j
-            break
+    start = snapshot_at_or_before(m, k)
     state = store.get(need(blocks[start - 1].snapshot, f"snapshot of block {start}")) if start else \
         store.get(m.init["model"])
     for j in range(start + 1, k + 1):
         update = store.get(need(blocks[j - 1].update, f"update of block {j}"))
         state = add(state, update)
     return state
+
+
+def snapshot_at_or_before(manifest: RunManifest, k: int) -> int:
+    """The block whose snapshot :func:`state_after` starts from for block ``k`` (0: the initial model);
+    it then reads ``k - snapshot_at_or_before(k)`` updates."""
+    blocks = manifest.blocks
+    for j in range(k, 0, -1):
+        if blocks[j - 1].snapshot:
+            return j
+    return 0
 
 
 def optimizer_state_after(store: RunStore, k: int, manifest: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -6,7 +6,9 @@ that of the stored ``theta_m``. A sample the model did not single out (most rand
 gap near zero (measured on real MNIST, LeNet-5, B = 100: 0.00-0.08 nats); a user the model memorised
 (a mislabelled or atypical one, a canary) leaves a larger one (0.24-2.4 nats for 25-sample canary
 users in blocks 90-96, smaller the later the block, as the learning rate decays). Above
-``memorised_gap`` nats (default 0.1) the user counts as memorised.
+``memorised_gap`` nats (default 0.1) the user counts as memorised, and so does a smaller gap that is
+``memorised_ratio`` times the two states' mean loss difference on validation samples (late in a decaying
+schedule a canary user's gap is 0.05 nats, 20-40 times that shift; ``ForgetOptions``).
 
 For memorised users the plain stitch ``theta_B + (theta'_t - theta_t)`` over-forgets: it adds the
 stored updates after ``t``, which partly undid the memory of ``U`` on the old trajectory, to a state

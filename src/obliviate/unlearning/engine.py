@@ -45,7 +45,7 @@ from .._logging import progress
 from ..errors import ConfigError, RequestError, UnknownNameError
 from ..training.block import predict_logits
 from ..training.chain import State, add, advance, load_state, optimizer_payload, optimizer_state_after, \
-    state_after, stitch
+    snapshot_at_or_before, state_after, stitch
 from ..training.manifest import need
 from ..training.predictions import cached_validation_predictions, margins, validation_predictions
 from ..training.run import Run
@@ -63,6 +63,8 @@ _T = TypeVar("_T")
 
 METHODS = ("deepobliviate", "exact", "retrain")
 MIN_DAMPING = 0.5  # below this, a damped stitch is mostly the stored model: not a deletion
+MIN_RATIO_GAP = 0.01  # nats: smaller gaps are never memorisation (ForgetOptions.memorised_ratio)
+RATIO_ROWS = 32  # validation rows the memorisation ratio compares the two states on
 
 
 def methods() -> list[str]:
@@ -77,12 +79,15 @@ class ForgetOptions:
     the stitch of a memorised user so that its loss on U matches the retrained state's
     (``damping.py``), when at most ``memorised_blocks`` blocks remain after ``t`` (only then is the
     retrained state a good proxy of where the exact retrain ends on U), else stitches plainly.
-    ``memorised_gap``: nats of loss gap on ``U`` above
-    which a user counts as memorised; ``memorised_blocks``: blocks retrained past the last deleted one
-    before the first stitch attempt for a memorised user (their memory fades in later blocks on the
-    stored trajectory, which a stitch right after ``m`` would over-correct). ``max_overshoot``: the most a
-    ``deepobliviate`` request may
-    spend on stitch attempts, as a share of the exact mode's predicted cost. ``function_residual``:
+    ``memorised_gap``: nats of loss gap on ``U`` above which a user counts as memorised;
+    ``memorised_ratio``: a smaller gap (above ``MIN_RATIO_GAP``) counts too when it is this many times
+    the two states' mean per-sample loss difference on validation rows (late in a decaying schedule the
+    whole trajectory moves little: canary users' gaps of 0.05-0.07 nats were 20-80 times that shift,
+    unremarkable samples' below 2; 0 turns this off); ``memorised_blocks``: blocks retrained past the
+    last deleted one before the first stitch attempt for a memorised user (their memory fades in later
+    blocks on the stored trajectory, which a stitch right after ``m`` would over-correct).
+    ``max_overshoot``: the most a ``deepobliviate`` request may spend on stitch attempts, as a share of
+    the exact mode's predicted cost. ``function_residual``:
     measure function-space residuals on a probe set after every retrained block (costs a forward
     pass per block; the default rule does not need it). ``evaluate_test``: also evaluate the test set
     for the report (not part of the request; off by default).
@@ -93,6 +98,7 @@ class ForgetOptions:
     guard: StitchGuard = field(default_factory=StitchGuard)
     damping: str | float = "auto"
     memorised_gap: float = 0.1
+    memorised_ratio: float = 8.0
     memorised_blocks: int = 3
     max_overshoot: float = 0.05
     probe_size: int = 256
@@ -105,6 +111,8 @@ class ForgetOptions:
             raise ConfigError(f"Expected damping 'auto' or a number in [0, 1], but got {self.damping!r}")
         if self.memorised_gap < 0:
             raise ConfigError(f"Expected memorised_gap >= 0, but got {self.memorised_gap}")
+        if self.memorised_ratio < 0:
+            raise ConfigError(f"Expected memorised_ratio >= 0 (0: off), but got {self.memorised_ratio}")
         if not 0 <= self.max_overshoot <= 1:
             raise ConfigError(f"Expected max_overshoot in [0, 1], but got {self.max_overshoot}")
         if self.memorised_blocks < 0:
@@ -262,6 +270,14 @@ class _Request:
         spent, next_t = 0.0, m
         every = run.config.store.snapshot_every
         probe = _probe(run, self.u_set, opts.probe_size) if opts.function_residual and stitching else None
+        # The stored trajectory is followed block by block from d: one stored update read per block, and
+        # the residual of each. When a snapshot s lies past d + 1 (a spread deletion), the chain reaches
+        # theta_m in fewer reads (the snapshot, m - s updates, and block m's update for its residual), so
+        # the blocks between d and m are skipped: the stopping rules read only the blocks after m.
+        skip_interior = stitching and snapshot_at_or_before(run.record, m) > d + 1
+        if skip_interior:
+            plan.notes.append(f"residuals measured from block {m} on: the stored state after block {m} is "
+                              f"read from the chain, not followed through blocks {d}..{m - 1}")
         u_data = run.train.select(torch.tensor(sorted(self.u_set)))
         for k in progress(range(start, B + 1), desc=f"forget ({self.method})", total=B - start + 1):
             data = run.block_data(k, self.u_set)
@@ -276,10 +292,10 @@ class _Request:
             snapshot = new_prev if (k % every == 0 or k == B) else None
             self.pending.add_block({"index": k, "size": len(data), "loss": loss, "wall_time_s": wall,
                                     "origin": "retrained"}, update, optimizer_payload(optimizer), snapshot)
-            if not stitching or k < d:
+            if not stitching or k < d or (skip_interior and k < m):
                 continue
             stored_update = store.get(need(run.record.blocks[k - 1].update, f"update of block {k}"))
-            old_prev = add(old_prev, stored_update)
+            old_prev = state_after(store, m) if skip_interior and k == m else add(old_prev, stored_update)
             self.residuals.append(self._residual(k, "deleted" if k <= m else "affected", stored_update, update,
                                                  old_prev, probe, u_data))
             if k < m:
@@ -288,8 +304,14 @@ class _Request:
                 self.memorised = self._memorisation(old_prev, u_data)
                 if self.memorised["memorised"] and opts.memorised_blocks:
                     next_t = min(m + opts.memorised_blocks, B - 1)
-                    plan.notes.append(f"U is memorised (loss gap {self.memorised['gap']:.2f} nats > "
-                                      f"{opts.memorised_gap}): first stitch attempt after block {next_t}")
+                    plan.notes.append(f"U is memorised ({self.memorised['why']}): first stitch attempt "
+                                      f"after block {next_t}")
+                    allowed, why = plan.may_attempt(next_t, spent=spent)
+                    if not allowed:  # later points save less for the same cost: none can pay off either
+                        plan.notes.append(f"no stitch attempt from block {next_t} on can pay off ({why}); "
+                                          f"plain replay to block {B}")
+                        stitching = False
+                        continue
             if k < next_t:
                 continue
             decision = opts.bounds.decide(opts.rule, self.residuals, k - m)
@@ -406,12 +428,31 @@ class _Request:
         return _Validation(pred, new_margin, current, screen, 0 if screen is None else screened + 1, loss, screening)
 
     def _memorisation(self, old_m: State, u_data: Any) -> dict[str, Any]:
-        """How differently the retrained and stored states after block ``m`` treat ``U``."""
+        """How differently the retrained and stored states after block ``m`` treat ``U``: their loss gap
+        on ``U``, against ``memorised_gap`` and, when smaller, against how much the two states differ on
+        validation rows (``memorised_ratio``)."""
+        opts = self.opts
         new_loss = median_loss(self.model, u_data.x, u_data.y)
-        old_loss = median_loss(self._model(old_m), u_data.x, u_data.y)
+        old_model = self._model(old_m)
+        old_loss = median_loss(old_model, u_data.x, u_data.y)
         gap = new_loss - old_loss
-        return {"block": self.plan.m, "retrained_loss": new_loss, "stored_loss": old_loss, "gap": gap,
-                "threshold": self.opts.memorised_gap, "memorised": bool(gap > self.opts.memorised_gap)}
+        out: dict[str, Any] = {"block": self.plan.m, "retrained_loss": new_loss, "stored_loss": old_loss, "gap": gap,
+                               "threshold": opts.memorised_gap, "memorised": bool(gap > opts.memorised_gap)}
+        if out["memorised"]:
+            out["why"] = f"loss gap {gap:.2f} nats > {opts.memorised_gap}"
+        elif gap > MIN_RATIO_GAP and opts.memorised_ratio and len(self.run_.validation):
+            vx, vy = self.run_.validation.x, self.run_.validation.y
+            rows = torch.linspace(0, len(vy) - 1, min(RATIO_ROWS, len(vy))).round().to(torch.int64).unique()
+            with torch.no_grad():
+                old_rows = F.cross_entropy(predict_logits(old_model, vx[rows]), vy[rows], reduction="none")
+                new_rows = F.cross_entropy(predict_logits(self.model, vx[rows]), vy[rows], reduction="none")
+            noise = float((new_rows - old_rows).abs().mean())
+            out.update(validation_shift=noise, ratio_threshold=opts.memorised_ratio,
+                       memorised=bool(gap > opts.memorised_ratio * noise))
+            if out["memorised"]:
+                out["why"] = (f"loss gap {gap:.3f} nats, {gap / max(noise, 1e-12):.0f} times the mean shift of "
+                              f"{len(rows)} validation samples ({noise:.2g}) > {opts.memorised_ratio:g}")
+        return out
 
     def _residual(self, k: int, area: str, stored_update: State, update: State, old_state: State, probe: Any,
                   u_data: Any) -> BlockResidual:
